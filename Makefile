@@ -1,0 +1,40 @@
+# cvm-operator: `make demo` runs the product locally, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all setup controlplane test unit lint crds demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) controlplane
+
+controlplane: $(STAMP)
+	$(PY) hack/controlplane.py build
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator emulator tests hack benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+crds: $(STAMP)
+	$(VENV)/bin/cvm-operator crds --output-dir crds
+
+demo: setup
+	$(PY) hack/demo.py
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,204 @@
+"""Plain, immutable views of cloud resources and request pieces, independent of the SDK's models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Image types as DescribeImages reports them.
+PUBLIC_IMAGE = "PUBLIC_IMAGE"
+PRIVATE_IMAGE = "PRIVATE_IMAGE"
+SHARED_IMAGE = "SHARED_IMAGE"
+MARKET_IMAGE = "MARKET_IMAGE"
+
+# Image states.
+IMAGE_CREATING = "CREATING"
+IMAGE_NORMAL = "NORMAL"
+IMAGE_CREATEFAILED = "CREATEFAILED"
+IMAGE_SYNCING = "SYNCING"
+IMAGE_IMPORTING = "IMPORTING"
+IMAGE_IMPORTFAILED = "IMPORTFAILED"
+IMAGE_FAILED_STATES = frozenset({IMAGE_CREATEFAILED, IMAGE_IMPORTFAILED})
+IMAGE_BUSY_STATES = frozenset({IMAGE_CREATING, IMAGE_SYNCING, IMAGE_IMPORTING})
+
+# Instance states.
+INSTANCE_PENDING = "PENDING"
+INSTANCE_LAUNCH_FAILED = "LAUNCH_FAILED"
+INSTANCE_RUNNING = "RUNNING"
+INSTANCE_STOPPED = "STOPPED"
+INSTANCE_STARTING = "STARTING"
+INSTANCE_STOPPING = "STOPPING"
+INSTANCE_REBOOTING = "REBOOTING"
+INSTANCE_SHUTDOWN = "SHUTDOWN"
+INSTANCE_TERMINATING = "TERMINATING"
+
+# LatestOperationState values.
+OPERATION_SUCCESS = "SUCCESS"
+OPERATION_OPERATING = "OPERATING"
+OPERATION_FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class CloudImage:
+    image_id: str
+    name: str
+    description: str
+    type: str
+    """PUBLIC_IMAGE, PRIVATE_IMAGE (custom), SHARED_IMAGE or MARKET_IMAGE."""
+    state: str
+    """CREATING, NORMAL, CREATEFAILED, SYNCING, IMPORTING or IMPORTFAILED."""
+    os_name: str
+    platform: str
+    architecture: str
+    size_gb: int | None
+    source: str
+    """OFFICIAL, CREATE_IMAGE or EXTERNAL_IMPORT."""
+    creator: str
+    """``tencent`` for public images, else the owner's account id."""
+    created_time: str | None
+    sync_percent: int | None
+    family: str
+    deprecated: bool
+    tags: dict[str, str] = field(default_factory=dict)
+    license_type: str = ""
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> CloudImage:
+        return cls(
+            image_id=str(data["ImageId"]),
+            name=data.get("ImageName") or "",
+            description=data.get("ImageDescription") or "",
+            type=data.get("ImageType") or "",
+            state=data.get("ImageState") or "",
+            os_name=data.get("OsName") or "",
+            platform=data.get("Platform") or "",
+            architecture=data.get("Architecture") or "",
+            size_gb=_opt_int(data.get("ImageSize")),
+            source=data.get("ImageSource") or "",
+            creator=data.get("ImageCreator") or "",
+            created_time=data.get("CreatedTime") or None,
+            sync_percent=_opt_int(data.get("SyncPercent")),
+            family=data.get("ImageFamily") or "",
+            deprecated=bool(data.get("ImageDeprecated")),
+            tags=tags_from_api(data.get("Tags")),
+            license_type=data.get("LicenseType") or "",
+        )
+
+
+@dataclass(frozen=True)
+class CloudInstance:
+    instance_id: str
+    name: str
+    state: str
+    """PENDING, LAUNCH_FAILED, RUNNING, STOPPED, STARTING, STOPPING, REBOOTING, SHUTDOWN, TERMINATING..."""
+    image_id: str
+    os_name: str
+    zone: str
+    instance_type: str
+    private_ips: tuple[str, ...]
+    public_ips: tuple[str, ...]
+    created_time: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    latest_operation: str | None = None
+    """e.g. ``ResetInstance``, ``StartInstances``."""
+    latest_operation_state: str | None = None
+    """SUCCESS, OPERATING or FAILED."""
+    latest_operation_error: str | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> CloudInstance:
+        placement = data.get("Placement") or {}
+        return cls(
+            instance_id=str(data["InstanceId"]),
+            name=data.get("InstanceName") or "",
+            state=data.get("InstanceState") or "",
+            image_id=data.get("ImageId") or "",
+            os_name=data.get("OsName") or "",
+            zone=placement.get("Zone") or "",
+            instance_type=data.get("InstanceType") or "",
+            private_ips=tuple(data.get("PrivateIpAddresses") or ()),
+            public_ips=tuple(data.get("PublicIpAddresses") or ()),
+            created_time=data.get("CreatedTime") or None,
+            tags=tags_from_api(data.get("Tags")),
+            latest_operation=data.get("LatestOperation") or None,
+            latest_operation_state=data.get("LatestOperationState") or None,
+            latest_operation_error=data.get("LatestOperationErrorMsg") or None,
+        )
+
+
+@dataclass(frozen=True)
+class SyncedImage:
+    """One copy made by SyncImages."""
+
+    region: str
+    image_id: str
+
+
+@dataclass(frozen=True)
+class Region:
+    region: str
+    name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Zone:
+    zone: str
+    name: str
+    zone_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class SystemDisk:
+    disk_type: str | None = None
+    """e.g. CLOUD_PREMIUM, CLOUD_SSD, CLOUD_BSSD; None for the cloud's default."""
+    size_gb: int | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.disk_type:
+            params["DiskType"] = self.disk_type
+        if self.size_gb is not None:
+            params["DiskSize"] = self.size_gb
+        return params
+
+
+@dataclass(frozen=True)
+class LoginSettings:
+    """How to log in to a new or reset instance: a password, key pairs, or the image's own login."""
+
+    password: str | None = field(default=None, repr=False)
+    key_ids: tuple[str, ...] = ()
+    keep_image_login: bool = False
+
+    def __post_init__(self) -> None:
+        chosen = sum((self.password is not None, bool(self.key_ids), self.keep_image_login))
+        if chosen > 1:
+            raise ValueError("LoginSettings takes only one of password, key_ids, keep_image_login")
+
+    def to_api(self) -> dict[str, Any]:
+        if self.password is not None:
+            return {"Password": self.password}
+        if self.key_ids:
+            return {"KeyIds": list(self.key_ids)}
+        if self.keep_image_login:
+            return {"KeepImageLogin": "TRUE"}
+        return {}
+
+
+def tags_from_api(tags: Any) -> dict[str, str]:
+    if not tags:
+        return {}
+    return {str(tag["Key"]): str(tag.get("Value") or "") for tag in tags}
+
+
+def tags_to_api(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(value)
