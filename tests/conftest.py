@@ -1,3 +1,4 @@
 pytest_plugins = [
     "tests.support.controlplane",
+    "tests.support.crds",
 ]

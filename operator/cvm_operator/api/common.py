@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "cvm.operator.dev"
 VERSION = "v1alpha1"
@@ -38,17 +39,23 @@ TAG_VALUE_MAX = 255
 
 DeletionPolicy = Literal["Delete", "Retain"]
 ConditionStatus = Literal["True", "False", "Unknown"]
-Phase = Literal[
-    "Pending", "Creating", "Importing", "Copying", "Available", "Running", "Stopped", "Failed", "Deleting"
-]
+Phase = Literal["Pending", "Creating", "Importing", "Copying", "Available", "Running", "Stopped", "Failed", "Deleting"]
 PHASES: tuple[Phase, ...] = (
-    "Pending", "Creating", "Importing", "Copying", "Available", "Running", "Stopped", "Failed", "Deleting"
+    "Pending",
+    "Creating",
+    "Importing",
+    "Copying",
+    "Available",
+    "Running",
+    "Stopped",
+    "Failed",
+    "Deleting",
 )
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> JsonDict:
     """One `x-kubernetes-validations` entry."""
-    entry = {"rule": rule, "message": message}
+    entry: JsonDict = {"rule": rule, "message": message}
     if field_path is not None:
         entry["fieldPath"] = field_path
     if reason is not None:
@@ -56,12 +63,12 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     return entry
 
 
-def with_rules(*rules: dict[str, str]) -> ConfigDict:
+def with_rules(*rules: JsonDict) -> ConfigDict:
     """Model config attaching CEL rules to the model's schema, beside the fields they check."""
     return ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})
 
 
-def immutable(path: str) -> dict[str, str]:
+def immutable(path: str) -> JsonDict:
     """A transition rule that refuses any change of the field it is attached to."""
     return cel("self == oldSelf", f"{path} is immutable")
 
@@ -197,9 +204,7 @@ class BaseStatus(WireModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description=(
-            "Ready, Reconciling and Stalled, kstatus-compatible: `kubectl wait --for=condition=Ready` works."
-        ),
+        description=("Ready, Reconciling and Stalled, kstatus-compatible: `kubectl wait --for=condition=Ready` works."),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     phase: Phase | None = Field(

@@ -55,17 +55,15 @@ MSG_EXISTING_ONE_OF = "spec.source.existing: exactly one of imageId, lookup must
 MSG_LOOKUP_CRITERIA = "spec.source.existing.lookup: at least one of name, platform, family must be set"
 MSG_SOURCE_ONE_OF = "spec.source: exactly one of fromInstance, fromImport, existing must be set"
 MSG_EXISTING_ATTRIBUTES = (
-    "spec: imageName, description, family, tags and deprecated cannot be set with source.existing "
-    "(an existing image is only observed, never changed)"
+    "spec.source.existing: cannot be combined with spec.imageName, spec.description, spec.family, "
+    "spec.tags or spec.deprecated (an existing image is only observed, never changed)"
 )
 
 
 class FromInstanceSource(SpecModel):
     """Make a custom image from an instance (a backup of a working environment) with CreateImage."""
 
-    model_config = with_rules(
-                cel("has(self.instanceRef) != has(self.instanceId)", MSG_FROM_INSTANCE_ONE_OF)
-            )
+    model_config = with_rules(cel("has(self.instanceRef) != has(self.instanceId)", MSG_FROM_INSTANCE_ONE_OF))
 
     instance_ref: LocalObjectReference | None = Field(
         default=None,
@@ -120,34 +118,28 @@ class FromImportSource(SpecModel):
     os_version: str = Field(
         min_length=1,
         max_length=64,
-        description="Operating system version, as listed by DescribeImportImageOs, e.g. \"7\" or \"22.04\".",
+        description='Operating system version, as listed by DescribeImportImageOs, e.g. "7" or "22.04".',
     )
     architecture: Architecture = Field(
         default="x86_64", description="CPU architecture of the disk: x86_64, i386 or arm_64."
     )
-    boot_mode: BootMode = Field(default="Legacy BIOS", description="Boot mode: \"Legacy BIOS\" or UEFI.")
+    boot_mode: BootMode = Field(default="Legacy BIOS", description='Boot mode: "Legacy BIOS" or UEFI.')
     license_type: LicenseType = Field(
         default="TencentCloud",
         description="TencentCloud (licences provided by the cloud) or BYOL (bring your own licence).",
     )
-    force: bool = Field(
-        default=False, description="Skip the image checks; required to import ISO files."
-    )
+    force: bool = Field(default=False, description="Skip the image checks; required to import ISO files.")
 
 
 class ImageLookup(SpecModel):
     """Criteria selecting the newest image (by creation time) that matches all of them."""
 
-    model_config = with_rules(
-                cel("has(self.name) || has(self.platform) || has(self.family)", MSG_LOOKUP_CRITERIA)
-            )
+    model_config = with_rules(cel("has(self.name) || has(self.platform) || has(self.family)", MSG_LOOKUP_CRITERIA))
 
     image_type: LookupImageType = Field(
         description="Cloud image type to search: PUBLIC_IMAGE, MARKET_IMAGE, SHARED_IMAGE or PRIVATE_IMAGE."
     )
-    name: str | None = Field(
-        default=None, min_length=1, max_length=IMAGE_NAME_MAX, description="Exact image name."
-    )
+    name: str | None = Field(default=None, min_length=1, max_length=IMAGE_NAME_MAX, description="Exact image name.")
     platform: str | None = Field(
         default=None, min_length=1, max_length=64, description="Operating system platform, e.g. Ubuntu or CentOS."
     )
@@ -189,13 +181,12 @@ class ImageSource(SpecModel):
     """Where the image comes from: exactly one member. Immutable."""
 
     model_config = with_rules(
-                cel(
-                    "[has(self.fromInstance), has(self.fromImport), has(self.existing)]"
-                    ".filter(x, x).size() == 1",
-                    MSG_SOURCE_ONE_OF,
-                ),
-                immutable("spec.source"),
-            )
+        cel(
+            "[has(self.fromInstance), has(self.fromImport), has(self.existing)].filter(x, x).size() == 1",
+            MSG_SOURCE_ONE_OF,
+        ),
+        immutable("spec.source"),
+    )
 
     from_instance: FromInstanceSource | None = Field(
         default=None, description="Make a custom image from an instance (backup of an environment)."
@@ -219,12 +210,12 @@ class ImageSpec(SpecModel):
     """Desired state of an Image."""
 
     model_config = with_rules(
-                cel(
-                    "!has(self.source.existing) || (!has(self.imageName) && !has(self.description) && "
-                    "!has(self.family) && !has(self.tags) && !self.deprecated)",
-                    MSG_EXISTING_ATTRIBUTES,
-                )
-            )
+        cel(
+            "!has(self.source.existing) || (!has(self.imageName) && !has(self.description) && "
+            "!has(self.family) && !has(self.tags) && !self.deprecated)",
+            MSG_EXISTING_ATTRIBUTES,
+        )
+    )
 
     region: str = Field(
         min_length=1,
@@ -257,9 +248,7 @@ class ImageSpec(SpecModel):
     deprecated: bool = Field(
         default=False, description="Mark the image deprecated so that it is not chosen for new instances."
     )
-    tags: Tags = Field(
-        default_factory=dict, description="Cloud tags of the image (key to value). Kept in sync."
-    )
+    tags: Tags = Field(default_factory=dict, description="Cloud tags of the image (key to value). Kept in sync.")
     source: ImageSource = Field(description="Where the image comes from: exactly one member. Immutable.")
     deletion_policy: DeletionPolicy = Field(
         default="Delete",
@@ -291,13 +280,11 @@ class ImageStatus(BaseStatus):
 
     image_id: str | None = Field(default=None, description="Cloud id of the image, e.g. img-487zeit5.")
     image_name: str | None = Field(default=None, description="Name of the image in the cloud.")
-    image_type: ImageType | None = Field(
-        default=None, description="Public, Marketplace, Custom or Shared."
-    )
+    image_type: ImageType | None = Field(default=None, description="Public, Marketplace, Custom or Shared.")
     os_name: str | None = Field(default=None, description="Operating system name, e.g. Ubuntu Server 22.04 LTS 64位.")
     platform: str | None = Field(default=None, description="Operating system platform, e.g. Ubuntu.")
     architecture: str | None = Field(default=None, description="CPU architecture, e.g. x86_64.")
-    size_gb: int | None = Field(default=None, ge=0, description="Image size in GiB.")
+    size_gb: int | None = Field(default=None, ge=0, alias="sizeGB", description="Image size in GiB.")
     image_source: str | None = Field(
         default=None, description="How the cloud says the image was made, e.g. OFFICIAL, CREATE_IMAGE, IMPORT_IMAGE."
     )
@@ -326,4 +313,3 @@ def check_image_update(old: ImageSpec, new: ImageSpec) -> list[str]:
     check.same(old.region, new.region, "spec.region")
     check.same(old.source, new.source, "spec.source")
     return check.errors
-

@@ -34,9 +34,7 @@ MSG_SOURCE_ONE_OF = "spec.sourceRef: exactly one of sourceRef, sourceImageId mus
 MSG_SOURCE_REGION = "spec.sourceRegion: must be set together with spec.sourceImageId, and only with it"
 MSG_SOURCE_IMMUTABLE = "spec.sourceRef: the source (sourceRef, or sourceImageId and sourceRegion) is immutable"
 MSG_KMS_NEEDS_ENCRYPT = "spec.kmsKeyId: may be set only when spec.encrypt is true"
-MSG_ENCRYPT_ONE_REGION = (
-    "spec.destinationRegions: an encrypted copy has exactly one destination, the source region"
-)
+MSG_ENCRYPT_ONE_REGION = "spec.destinationRegions: an encrypted copy has exactly one destination, the source region"
 MSG_ENCRYPT_SOURCE_REGION = "spec.destinationRegions: an encrypted copy goes only to spec.sourceRegion"
 
 

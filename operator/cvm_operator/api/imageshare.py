@@ -71,7 +71,7 @@ class ImageShareSpec(SpecModel):
         min_length=1,
         max_length=MAX_SHARE_ACCOUNTS,
         description=(
-            "Root account ids to share the image with, a set of 1 to 500, e.g. \"200000000002\". "
+            'Root account ids to share the image with, a set of 1 to 500, e.g. "200000000002". '
             "The cloud's share list is kept equal to it for the accounts this object manages."
         ),
         json_schema_extra={"x-kubernetes-list-type": "set"},

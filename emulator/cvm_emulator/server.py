@@ -1,0 +1,274 @@
+"""HTTP front: routing on X-TC-Action, the Response envelope, signatures, faults, rate limits, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from . import images, instances, regions
+from .auth import SignedRequest, authenticate
+from .catalogue import Catalogue, EmulatorConfig
+from .clock import Clock
+from .context import Call, Emulator
+from .errors import ApiError
+from .importer import FetchError, detect_format, fetch_probe, size_in_gib
+from .params import validate_request
+from .store import Store, random_suffix
+
+log = logging.getLogger("cvm_emulator")
+
+API_VERSION = "2017-03-12"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+TICK_SECONDS = 0.2
+
+Handler = Callable[[Emulator, Call, dict[str, Any]], dict[str, Any]]
+ACTIONS: dict[str, Handler] = {**images.ACTIONS, **instances.ACTIONS, **regions.ACTIONS}
+READ_ONLY = frozenset(a for a in ACTIONS if a.startswith("Describe"))
+REGIONLESS = frozenset({"DescribeRegions"})
+
+# Documented per-action limits (requests per second per account); others default to 20/s.
+DEFAULT_RATE_LIMIT = 20
+RATE_LIMITS: dict[str, int] = {
+    "DescribeImages": 40, "DescribeInstances": 40, "DescribeInstancesStatus": 40,
+    "DescribeImageSharePermission": 20, "DescribeImageQuota": 20, "DescribeImportImageOs": 20,
+    "DescribeImageFromFamily": 20, "DescribeRegions": 20, "DescribeZones": 20,
+    "CreateImage": 10, "DeleteImages": 10, "SyncImages": 10, "ImportImage": 10,
+    "ModifyImageAttribute": 10, "ModifyImageSharePermission": 10,
+    "RunInstances": 10, "StartInstances": 10, "StopInstances": 10, "RebootInstances": 10,
+    "TerminateInstances": 10, "ResetInstance": 10,
+}
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class TokenBuckets:
+    """One bucket per (account, action): ``limit`` requests per second, bursts up to ``limit``."""
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        self.limits = limits
+        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def limit_for(self, action: str) -> int:
+        return self.limits.get(action, DEFAULT_RATE_LIMIT)
+
+    def take(self, account_id: str, action: str, now: float) -> bool:
+        limit = self.limit_for(action)
+        tokens, last = self.buckets.get((account_id, action), (float(limit), now))
+        tokens = min(float(limit), tokens + (now - last) * limit)
+        if tokens < 1.0:
+            self.buckets[(account_id, action)] = (tokens, now)
+            return False
+        self.buckets[(account_id, action)] = (tokens - 1.0, now)
+        return True
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry,
+            Counter("cvm_emulator_requests", "API requests by action and result code (OK on success).",
+                    ["action", "code"], registry=registry),
+            Histogram("cvm_emulator_request_duration_seconds", "API request handling time by action.",
+                      ["action"], registry=registry,
+                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)),
+        )
+
+
+def envelope(payload: dict[str, Any]) -> web.Response:
+    # Exactly `application/json`: the SDK ignores Response.Error under any other content type.
+    return web.Response(body=json.dumps({"Response": payload}, ensure_ascii=False).encode("utf-8"),
+                        headers=JSON_HEADERS)
+
+
+class EmulatorServer:
+    def __init__(self, store: Store, catalogue: Catalogue, config: EmulatorConfig, clock: Clock,
+                 rng: random.Random | None = None) -> None:
+        self.emu = Emulator(store, catalogue, config, clock)
+        self.emu.start_import = self.start_import
+        self.accounts_by_secret = {a.secret_id: a for a in config.accounts}
+        self.buckets = TokenBuckets({**RATE_LIMITS, **config.rate_limits})
+        self.metrics = Metrics.create()
+        self.rng = rng or random.Random()
+        self.import_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    # ------------------------------------------------------------ app wiring
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post("/", self.handle_api)
+        app.router.add_get("/", self.handle_api)
+        app.router.add_get("/_emulator/metrics", self.handle_metrics)
+        app.router.add_get("/_emulator/healthz", self.handle_healthz)
+        app.cleanup_ctx.append(self._background)
+        return app
+
+    async def _background(self, app: web.Application) -> AsyncIterator[None]:
+        store = self.emu.store
+        store.seed_catalogue(self.emu.catalogue, created_at=1704067200.0)  # 2024-01-01T00:00:00Z
+        store.refresh_next_due()
+        for row in store.conn.execute(
+                "SELECT image_id, region FROM images WHERE state = 'IMPORTING' AND next_state IS NULL").fetchall():
+            log.info("resuming the import of %s in %s", row["image_id"], row["region"])
+            self.start_import(row["image_id"], row["region"])
+        ticker = asyncio.create_task(self._tick())
+        yield
+        ticker.cancel()
+        for task in list(self.import_tasks.values()):
+            task.cancel()
+        await asyncio.gather(ticker, *self.import_tasks.values(), return_exceptions=True)
+        store.close()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self.emu.store.advance(self.emu.clock.now())
+            except Exception:  # keep ticking; the next request advances states too
+                log.exception("advancing states failed")
+
+    # ------------------------------------------------------------ imports
+
+    def start_import(self, image_id: str, region: str) -> None:
+        key = (image_id, region)
+        if key not in self.import_tasks:
+            task = asyncio.get_running_loop().create_task(self._run_import(image_id, region))
+            self.import_tasks[key] = task
+            task.add_done_callback(lambda _t: self.import_tasks.pop(key, None))
+
+    async def _run_import(self, image_id: str, region: str) -> None:
+        store = self.emu.store
+        row = store.conn.execute("SELECT import_url, import_force FROM images WHERE image_id = ? AND region = ?",
+                                 (image_id, region)).fetchone()
+        if row is None:
+            return
+        try:
+            probe = await fetch_probe(row["import_url"])
+            detection = detect_format(probe, bool(row["import_force"]))
+        except FetchError as exc:
+            outcome, size, detail = "IMPORTFAILED", 0, str(exc)
+        else:
+            if detection.disk_format is None:
+                outcome, size, detail = "IMPORTFAILED", 0, detection.reason
+            else:
+                outcome, size, detail = "NORMAL", size_in_gib(detection.virtual_size), detection.disk_format
+        log.info("import of %s in %s: %s (%s)", image_id, region, outcome, detail)
+        now = self.emu.clock.now()
+        snapshots = json.dumps([{"SnapshotId": f"snap-{random_suffix()}", "DiskUsage": "SYSTEM_DISK",
+                                 "DiskSize": size}] if outcome == "NORMAL" else [])
+        with store.transaction() as conn:
+            conn.execute(
+                "UPDATE images SET next_state = ?, size_gb = ?, import_detail = ?, snapshots = ?, "
+                "due_at = MAX(COALESCE(due_at, 0), ?) WHERE image_id = ? AND region = ? AND state = 'IMPORTING'",
+                (outcome, size, detail, snapshots, now, image_id, region))
+            due = conn.execute("SELECT due_at FROM images WHERE image_id = ? AND region = ?",
+                               (image_id, region)).fetchone()
+        if due is not None and due["due_at"] is not None:
+            store.note_due(float(due["due_at"]))
+
+    # ------------------------------------------------------------ endpoints
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def handle_healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def handle_api(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        action = request.headers.get("X-TC-Action", "")
+        label = action if action in ACTIONS else "unknown"
+        try:
+            if self.emu.config.latency_ms > 0:
+                await asyncio.sleep(self.emu.config.latency_ms / 1000.0)
+            payload = await self._dispatch(request, action, request_id)
+            code = "OK"
+        except ApiError as exc:
+            payload = {"Error": {"Code": exc.code, "Message": exc.message}}
+            code = exc.code
+        except web.HTTPRequestEntityTooLarge:
+            payload = {"Error": {"Code": "RequestSizeLimitExceeded",
+                                 "Message": f"The request body exceeds {MAX_BODY_BYTES} bytes."}}
+            code = "RequestSizeLimitExceeded"
+        except Exception as exc:
+            log.error("internal error in %s: %s", action, traceback.format_exc())
+            payload = {"Error": {"Code": "InternalError", "Message": f"Internal error: {exc}"}}
+            code = "InternalError"
+        payload["RequestId"] = request_id
+        self.metrics.requests.labels(label, code).inc()
+        self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+        return envelope(payload)
+
+    async def _dispatch(self, request: web.Request, action: str, request_id: str) -> dict[str, Any]:
+        if request.method != "POST":
+            raise ApiError("UnsupportedProtocol", "This endpoint accepts POST requests with a JSON body only.")
+        body = await request.read()
+        if not action:
+            raise ApiError("MissingParameter", "The request is missing the `X-TC-Action` header.")
+        version = request.headers.get("X-TC-Version")
+        if not version:
+            raise ApiError("MissingParameter", "The request is missing the `X-TC-Version` header.")
+        if action not in ACTIONS:
+            raise ApiError("InvalidAction", f"The action `{action}` is not supported by cvm {API_VERSION}.")
+        if version != API_VERSION:
+            raise ApiError("NoSuchVersion", f"The API version `{version}` does not exist; use {API_VERSION}.")
+        now = self.emu.clock.now()
+        signed = SignedRequest(request.method, request.path, request.query_string,
+                               {k.lower(): v for k, v in request.headers.items()}, body)
+        account = authenticate(signed, self.accounts_by_secret, now)
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ApiError("InvalidParameter", "The request body must be JSON (Content-Type: application/json).")
+        region = request.headers.get("X-TC-Region", "")
+        if action not in REGIONLESS:
+            if not region:
+                raise ApiError("MissingParameter", "The request is missing the `X-TC-Region` header.")
+            if region not in self.emu.catalogue.regions:
+                raise ApiError("InvalidRegion.NotFound", f"The region `{region}` does not exist.")
+        config = self.emu.config
+        if config.enforce_rate_limits and not self.buckets.take(account.account_id, action, time.monotonic()):
+            limit = self.buckets.limit_for(action)
+            raise ApiError("RequestLimitExceeded",
+                           f"Your requests to {action} exceed the limit of {limit} per second. "
+                           "Please reduce the frequency of calls.")
+        if config.fail_rate > 0 and self.rng.random() < config.fail_rate:
+            raise ApiError("InternalError", "An internal error occurred (injected fault).")
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            raise ApiError("InvalidParameter", "The request body is not valid JSON.") from None
+        if not isinstance(params, dict):
+            raise ApiError("InvalidParameter", "The request body must be a JSON object.")
+        validate_request(action, params)
+        call = Call(account, region, request_id, now, request.headers.get("X-TC-Language", "zh-CN"))
+        store = self.emu.store
+        store.advance(now)
+        handler = ACTIONS[action]
+        if action in READ_ONLY:
+            result = handler(self.emu, call, params)
+        else:
+            with store.transaction():
+                result = handler(self.emu, call, params)
+            for callback in call.after_commit:
+                callback()
+        return result

@@ -1,0 +1,3 @@
+from cvm_operator.cli import main
+
+raise SystemExit(main())

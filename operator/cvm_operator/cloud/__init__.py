@@ -1,0 +1,66 @@
+"""The operator's cloud client layer: typed, rate-limited, batched access to the CVM API.
+
+Typical use by a reconciler::
+
+    pool = CloudPool(endpoint_from_options(args.endpoint))       # once per process
+    api = pool.api(credentials, spec.region)                      # cached per (credentials, region)
+    try:
+        image = await api.describe_image(image_id)                # batched; None when gone
+    except CloudError as exc:
+        if exc.transient: ...                                     # backoff(attempt), Reconciling
+        else: ...                                                 # Stalled, reason=exc.reason
+    await pool.close()                                            # on shutdown
+"""
+
+from cvm_operator.cloud.api import MAX_PAGE, CvmApi
+from cvm_operator.cloud.batcher import Batcher
+from cvm_operator.cloud.credentials import (
+    Credentials,
+    CredentialsError,
+    credentials_from_secret_data,
+    default_credentials,
+)
+from cvm_operator.cloud.endpoint import Endpoint, EndpointError, endpoint_from_options, parse_endpoint
+from cvm_operator.cloud.errors import CloudError, ErrorClass, backoff, classify, reason_for
+from cvm_operator.cloud.pool import CloudPool
+from cvm_operator.cloud.ratelimit import ACTION_RATE_LIMITS, DEFAULT_RATE_LIMIT, RateLimiter, TokenBucket
+from cvm_operator.cloud.resources import (
+    CloudImage,
+    CloudInstance,
+    LoginSettings,
+    Region,
+    SyncedImage,
+    SystemDisk,
+    Zone,
+)
+
+__all__ = [
+    "ACTION_RATE_LIMITS",
+    "DEFAULT_RATE_LIMIT",
+    "MAX_PAGE",
+    "Batcher",
+    "CloudError",
+    "CloudImage",
+    "CloudInstance",
+    "CloudPool",
+    "Credentials",
+    "CredentialsError",
+    "CvmApi",
+    "Endpoint",
+    "EndpointError",
+    "ErrorClass",
+    "LoginSettings",
+    "RateLimiter",
+    "Region",
+    "SyncedImage",
+    "SystemDisk",
+    "TokenBucket",
+    "Zone",
+    "backoff",
+    "classify",
+    "credentials_from_secret_data",
+    "default_credentials",
+    "endpoint_from_options",
+    "parse_endpoint",
+    "reason_for",
+]

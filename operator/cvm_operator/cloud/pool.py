@@ -1,0 +1,104 @@
+"""One official async SDK client per (credentials, region), created on first use and reused."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+
+from tencentcloud.common import credential as sdk_credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.cvm.v20170312.cvm_client_async import CvmClient
+
+from cvm_operator.cloud.api import MAX_PAGE, CvmApi
+from cvm_operator.cloud.credentials import Credentials
+from cvm_operator.cloud.endpoint import Endpoint, parse_endpoint
+from cvm_operator.cloud.ratelimit import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_BATCH_WINDOW = 0.02
+
+
+class CloudPool:
+    """Owns the SDK clients of the operator. Create one per process; ``await close()`` on shutdown.
+
+    ``endpoint`` is a URL such as ``http://127.0.0.1:9000`` (see
+    :func:`~cvm_operator.cloud.endpoint.endpoint_from_options`) or None for Tencent Cloud itself.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | Endpoint | None = None,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        batch_window: float = DEFAULT_BATCH_WINDOW,
+        max_batch: int = MAX_PAGE,
+        rate_limiter: RateLimiter | None = None,
+        language: str = "en-US",
+    ) -> None:
+        self.endpoint = endpoint if isinstance(endpoint, Endpoint) or endpoint is None else parse_endpoint(endpoint)
+        self.request_timeout = request_timeout
+        self.batch_window = batch_window
+        self.max_batch = max_batch
+        self.rate_limiter = rate_limiter or RateLimiter()
+        self.language = language
+        self._apis: dict[tuple[Credentials, str], CvmApi] = {}
+        self._closed = False
+
+    def api(self, credentials: Credentials, region: str) -> CvmApi:
+        """The cached :class:`CvmApi` for this account and region."""
+        if self._closed:
+            raise RuntimeError("CloudPool is closed")
+        if not region:
+            raise ValueError("region is required")
+        key = (credentials, region)
+        api = self._apis.get(key)
+        if api is None:
+            api = CvmApi(
+                self._new_client(credentials, region),
+                account=credentials.secret_id,
+                region=region,
+                rate_limiter=self.rate_limiter,
+                batch_window=self.batch_window,
+                max_batch=self.max_batch,
+            )
+            self._apis[key] = api
+            where = self.endpoint.url if self.endpoint else "Tencent Cloud"
+            logger.info("CVM client for region %s at %s created (%d clients)", region, where, len(self._apis))
+        return api
+
+    def _new_client(self, credentials: Credentials, region: str) -> CvmClient:
+        http_profile = HttpProfile(reqTimeout=self.request_timeout, keepAlive=True)
+        if self.endpoint is not None:
+            http_profile = HttpProfile(
+                protocol=self.endpoint.protocol,
+                endpoint=self.endpoint.host,
+                reqTimeout=self.request_timeout,
+                keepAlive=True,
+            )
+        profile = ClientProfile(httpProfile=http_profile, language=self.language)
+        cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
+        return CvmClient(cred, region, profile)
+
+    async def close(self) -> None:
+        """Close every client (idempotent)."""
+        self._closed = True
+        apis, self._apis = list(self._apis.values()), {}
+        results = await asyncio.gather(*(api.close() for api in apis), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("closing a CVM client failed: %s", result)
+
+    async def __aenter__(self) -> CloudPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,19 @@
+"""One reconciler per kind, in the observe/create/update/delete shape (see base.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cvm_operator.api import IMAGE_COPIES, IMAGE_SHARES, IMAGES, INSTANCES
+from cvm_operator.reconcilers.base import ManagedReconciler
+from cvm_operator.reconcilers.image import ImageReconciler
+from cvm_operator.reconcilers.imagecopy import ImageCopyReconciler
+from cvm_operator.reconcilers.imageshare import ImageShareReconciler
+from cvm_operator.reconcilers.instance import InstanceReconciler
+
+RECONCILERS: dict[str, type[ManagedReconciler[Any]]] = {
+    IMAGES: ImageReconciler,
+    INSTANCES: InstanceReconciler,
+    IMAGE_SHARES: ImageShareReconciler,
+    IMAGE_COPIES: ImageCopyReconciler,
+}

@@ -1,0 +1,372 @@
+"""The managed-resource reconciler: observe the cloud, then create, update or delete, then write status once.
+
+Each kind implements :class:`ManagedReconciler`; :class:`Driver` runs it the same way for all of them
+(Crossplane's managed reconciler, in asyncio): errors become conditions, cloud errors are classified
+into transient (Reconciling, backoff) and user-fixable (Stalled, slow retry), and the status is
+patched only when it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+
+import pydantic
+
+from cvm_operator import metrics
+from cvm_operator.api import (
+    BaseStatus,
+    Phase,
+    SecretReference,
+    mark_ready,
+    mark_reconciling,
+    mark_stalled,
+    utc_now,
+)
+from cvm_operator.api.common import WireModel
+from cvm_operator.api.conditions import READY, STALLED, get_condition
+from cvm_operator.cloud import CloudError, CvmApi, backoff
+from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
+
+logger = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "cvm.operator.dev"
+CREATE_PENDING = f"{ANNOTATION_PREFIX}/create-pending"
+CREATE_SUCCEEDED = f"{ANNOTATION_PREFIX}/create-succeeded"
+UID_TAG = f"{ANNOTATION_PREFIX}/uid"
+"""Cloud tag carrying the object UID: how a resource made by a lost create is found again."""
+
+
+class KindObject(Protocol):
+    """Any of the four kinds' models: metadata, spec, status."""
+
+    spec: Any
+    status: Any
+
+
+M = TypeVar("M", bound=KindObject)
+
+
+class Waiting(Exception):
+    """Not an error: the object waits for something (another object, a cloud state). Reconciling=True."""
+
+    def __init__(self, reason: str, message: str, *, on: ObjectKey | None = None, phase: Phase = "Pending") -> None:
+        super().__init__(message)
+        self.reason, self.message, self.on, self.phase = reason, message, on, phase
+
+
+class Blocked(Exception):
+    """A rule the schema cannot see is broken; only the user can fix it. Stalled=True."""
+
+    def __init__(self, reason: str, message: str, *, phase: Phase = "Failed") -> None:
+        super().__init__(message)
+        self.reason, self.message, self.phase = reason, message, phase
+
+
+@dataclass
+class Observation:
+    """What the cloud says about the object's resource, and what that means for the object."""
+
+    exists: bool
+    up_to_date: bool = True
+    status: dict[str, Any] = field(default_factory=dict)
+    """Kind-specific status fields (snake_case names of the status model)."""
+    phase: Phase | None = None
+    cloud_state: str | None = None
+    ready: bool = False
+    reason: str = ""
+    """Why it is not ready yet (Reconciling) or what is wrong (Stalled when ``failed``)."""
+    message: str = ""
+    failed: bool = False
+    """The resource ended in a state only the user can fix (CREATEFAILED, IMPORTFAILED, ...)."""
+
+
+@dataclass
+class Context(Generic[M]):
+    obj: M
+    body: Mapping[str, Any]
+    runtime: Runtime
+    api: CvmApi
+
+    @property
+    def key(self) -> ObjectKey:
+        meta = self.body["metadata"]
+        return ObjectKey(str(self.body["kind"]), str(meta["namespace"]), str(meta["name"]))
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"]["uid"])
+
+    @property
+    def generation(self) -> int:
+        return int(self.body["metadata"].get("generation") or 0)
+
+    def annotation(self, name: str) -> str | None:
+        annotations: Mapping[str, str] = self.body["metadata"].get("annotations") or {}
+        return annotations.get(name)
+
+
+class ManagedReconciler(ABC, Generic[M]):
+    """One kind's cloud logic in the observe/create/update/delete shape. Free of Kopf."""
+
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    model: ClassVar[type[WireModel]]
+    creating_phase: ClassVar[Phase] = "Creating"
+    ready_phase: ClassVar[Phase] = "Available"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def parse(self, body: Mapping[str, Any]) -> M:
+        return cast(M, self.model.model_validate(dict(body)))
+
+    def region(self, obj: M) -> str:
+        return str(obj.spec.region)
+
+    def credentials_ref(self, obj: M) -> SecretReference | None:
+        ref: SecretReference | None = obj.spec.credentials_secret_ref
+        return ref
+
+    def retains(self, obj: M) -> bool:
+        """True when deleting the object must leave the cloud side alone."""
+        return bool(obj.spec.deletion_policy == "Retain")
+
+    @abstractmethod
+    async def observe(self, ctx: Context[M]) -> Observation:
+        """Read the cloud. Raise Waiting or Blocked when the object cannot be judged yet."""
+
+    @abstractmethod
+    async def create(self, ctx: Context[M]) -> dict[str, Any]:
+        """Create the cloud resource; return the status fields to record at once (its id)."""
+
+    async def update(self, ctx: Context[M], observation: Observation) -> None:
+        """Bring an existing resource in line with the spec (only called when not up to date)."""
+
+    @abstractmethod
+    async def delete(self, ctx: Context[M], observation: Observation) -> Waiting | None:
+        """Start or continue deleting; return Waiting while the cloud refuses or is still busy."""
+
+    def can_create(self, ctx: Context[M]) -> bool:
+        """False for objects that only observe (they are Stalled when the resource is missing)."""
+        return True
+
+
+def _status_model(reconciler: ManagedReconciler[Any]) -> type[BaseStatus]:
+    annotation = reconciler.model.model_fields["status"].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, BaseStatus)
+    return annotation
+
+
+class Driver:
+    """Runs reconcilers against object bodies: the part every kind shares."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def reconcile(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> float:
+        """One level-triggered pass; returns the delay until the next one."""
+        started = time.monotonic()
+        meta = body["metadata"]
+        key = ObjectKey(str(body["kind"]), str(meta["namespace"]), str(meta["name"]))
+        uid = str(meta["uid"])
+        generation = int(meta.get("generation") or 0)
+        status_model = _status_model(reconciler)
+        old_status = _parse_status(status_model, body)
+        status = old_status.model_copy(deep=True)
+        config = self.runtime.config
+        delay = config.poll_interval
+        result = "ok"
+        try:
+            obj = reconciler.parse(body)
+            api = await self.runtime.connect(key.namespace, reconciler.credentials_ref(obj), reconciler.region(obj))
+            ctx: Context[Any] = Context(obj, body, self.runtime, api)
+            observation = await reconciler.observe(ctx)
+            if not observation.exists and observation.failed:
+                raise Blocked(observation.reason, observation.message)
+            if not observation.exists:
+                if not reconciler.can_create(ctx):
+                    raise Blocked(
+                        observation.reason or "NotFound", observation.message or "the resource does not exist"
+                    )
+                await self._mark_create_pending(reconciler, ctx)
+                created = await reconciler.create(ctx)
+                status = status.model_copy(update=created)
+                status.conditions = mark_reconciling(
+                    status.conditions,
+                    "Creating",
+                    f"{reconciler.kind} is being created in the cloud",
+                    observed_generation=generation,
+                )
+                status.phase = reconciler.creating_phase
+                delay = config.progress_interval
+                self.runtime.post(body, "Normal", "Creating", f"requested {_describe(created)}")
+            else:
+                if observation.failed:
+                    raise Blocked(observation.reason, observation.message)
+                if not observation.up_to_date:
+                    await reconciler.update(ctx, observation)
+                status = status.model_copy(update=observation.status)
+                status.cloud_state = observation.cloud_state
+                if observation.ready and observation.up_to_date:
+                    status.conditions = mark_ready(
+                        status.conditions,
+                        "Available",
+                        observation.message or f"{reconciler.kind} is ready",
+                        observed_generation=generation,
+                    )
+                    status.phase = observation.phase or reconciler.ready_phase
+                else:
+                    reason = observation.reason or ("Updating" if not observation.up_to_date else "Progressing")
+                    status.conditions = mark_reconciling(
+                        status.conditions, reason, observation.message, observed_generation=generation
+                    )
+                    status.phase = observation.phase or status.phase or reconciler.creating_phase
+                    delay = config.progress_interval
+            self.runtime.attempts.pop(uid, None)
+        except Waiting as waiting:
+            status.conditions = mark_reconciling(
+                status.conditions, waiting.reason, waiting.message, observed_generation=generation
+            )
+            status.phase = waiting.phase
+            if waiting.on is not None:
+                self.runtime.wakeups.wait_for(waiting.on, uid)
+            delay = config.progress_interval
+            result = "waiting"
+        except Blocked as blocked:
+            status.conditions = mark_stalled(
+                status.conditions, blocked.reason, blocked.message, observed_generation=generation
+            )
+            status.phase = blocked.phase
+            delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
+            result = "stalled"
+        except pydantic.ValidationError as invalid:
+            message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+            status.conditions = mark_stalled(status.conditions, "InvalidSpec", message, observed_generation=generation)
+            status.phase = "Failed"
+            delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
+            result = "stalled"
+        except CloudError as error:
+            if error.transient:
+                status.conditions = mark_reconciling(
+                    status.conditions, error.reason, str(error), observed_generation=generation
+                )
+                delay = self._retry_delay(uid, 1.0, config.transient_backoff_cap)
+                result = "transient_error"
+            else:
+                status.conditions = mark_stalled(
+                    status.conditions, error.reason, str(error), observed_generation=generation
+                )
+                status.phase = "Failed"
+                delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
+                result = "stalled"
+        status.observed_generation = generation
+        await self._write_status(reconciler, body, old_status, status)
+        self.runtime.wakeups.reconciled(uid, generation)
+        metrics.reconciles_total.labels(reconciler.kind, result).inc()
+        metrics.reconcile_duration_seconds.labels(reconciler.kind).observe(time.monotonic() - started)
+        return delay
+
+    async def finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
+        """Delete the cloud side per deletionPolicy; returns Waiting while that is not finished."""
+        meta = body["metadata"]
+        try:
+            obj = reconciler.parse(body)
+        except pydantic.ValidationError:
+            self.runtime.post(body, "Warning", "InvalidSpec", "spec is invalid; the cloud side is left as it is")
+            return None
+        if reconciler.retains(obj):
+            self.runtime.post(body, "Normal", "Retained", "deletionPolicy is Retain: the cloud side is left as it is")
+            return None
+        api = await self.runtime.connect(
+            str(meta["namespace"]), reconciler.credentials_ref(obj), reconciler.region(obj)
+        )
+        ctx: Context[Any] = Context(obj, body, self.runtime, api)
+        try:
+            observation = await reconciler.observe(ctx)
+        except (Waiting, Blocked):
+            observation = Observation(exists=False)  # never created, or nothing of ours to clean
+        if not observation.exists:
+            self.runtime.post(body, "Normal", "Deleted", f"{reconciler.kind} is gone from the cloud")
+            return None
+        waiting = await reconciler.delete(ctx, observation)
+        if waiting is None:
+            waiting = Waiting("Deleting", f"{reconciler.kind} is being deleted in the cloud", phase="Deleting")
+        status_model = _status_model(reconciler)
+        old_status = _parse_status(status_model, body)
+        status = old_status.model_copy(deep=True)
+        status.conditions = mark_reconciling(
+            status.conditions,
+            waiting.reason,
+            waiting.message,
+            observed_generation=int(meta.get("generation") or 0),
+        )
+        status.phase = "Deleting"
+        await self._write_status(reconciler, body, old_status, status)
+        return waiting
+
+    def _retry_delay(self, uid: str, base: float, cap: float) -> float:
+        attempt = self.runtime.attempts.get(uid, 0)
+        self.runtime.attempts[uid] = attempt + 1
+        return backoff(attempt, base=base, cap=cap)
+
+    async def _mark_create_pending(self, reconciler: ManagedReconciler[Any], ctx: Context[Any]) -> None:
+        """Record that a create is about to happen, with a conflict check, before calling the cloud.
+
+        If this process dies after the cloud call, the next pass sees the mark and finds the resource
+        by its UID tag instead of creating a second one (observe always looks it up by tag).
+        """
+        meta = ctx.body["metadata"]
+        await self.runtime.kube.patch_annotations(
+            reconciler.plural,
+            str(meta["namespace"]),
+            str(meta["name"]),
+            {CREATE_PENDING: utc_now().isoformat()},
+            str(meta["resourceVersion"]),
+        )
+
+    async def _write_status(
+        self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
+    ) -> None:
+        before, after = old.to_wire(), new.to_wire()
+        if before == after:
+            return
+        meta = body["metadata"]
+        await self.runtime.kube.patch_status(reconciler.plural, str(meta["namespace"]), str(meta["name"]), after)
+        self._announce(reconciler, body, old, new)
+
+    def _announce(
+        self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
+    ) -> None:
+        """An event per transition of Ready/Stalled, not per pass."""
+        was_ready, now_ready = get_condition(old.conditions, READY), get_condition(new.conditions, READY)
+        now_stalled = get_condition(new.conditions, STALLED)
+        if now_ready is None:
+            return
+        if was_ready is not None and (was_ready.status, was_ready.reason) == (now_ready.status, now_ready.reason):
+            return
+        if now_ready.status == "True":
+            self.runtime.post(body, "Normal", "Ready", now_ready.message)
+            created = body["metadata"].get("creationTimestamp")
+            if was_ready is None or was_ready.status != "True":
+                self.runtime.observe_time_to_ready(reconciler.kind, body["metadata"]["uid"], created)
+        elif now_stalled is not None:
+            self.runtime.post(body, "Warning", now_stalled.reason, now_stalled.message)
+        else:
+            self.runtime.post(body, "Normal", now_ready.reason, now_ready.message)
+
+
+def _parse_status(status_model: type[BaseStatus], body: Mapping[str, Any]) -> BaseStatus:
+    try:
+        return status_model.model_validate(body.get("status") or {})
+    except pydantic.ValidationError:
+        logger.warning("unreadable status of %s/%s; starting afresh", body.get("kind"), body["metadata"].get("name"))
+        return status_model()
+
+
+def _describe(fields: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in fields.items()) or "creation"

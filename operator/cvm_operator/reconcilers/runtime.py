@@ -1,0 +1,106 @@
+"""What every reconcile pass shares: settings, Kubernetes and cloud clients, wake-ups, events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from cvm_operator import metrics
+from cvm_operator.api import SecretReference
+from cvm_operator.cloud import CloudPool, Credentials, CredentialsError, CvmApi, credentials_from_secret_data
+from cvm_operator.config import OperatorConfig
+from cvm_operator.kube import KubeClient
+
+logger = logging.getLogger(__name__)
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+class ObjectKey(NamedTuple):
+    kind: str
+    namespace: str
+    name: str
+
+
+class Wakeups:
+    """Lets a waiting object's loop run again at once when something it depends on changes.
+
+    Each object's loop sleeps on its own event; :meth:`changed` wakes the object itself when its
+    spec changed, and every object that said it waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+        self._waiters: defaultdict[ObjectKey, set[str]] = defaultdict(set)
+        self._generations: dict[str, int] = {}
+
+    def _event(self, uid: str) -> asyncio.Event:
+        return self._events.setdefault(uid, asyncio.Event())
+
+    async def sleep(self, uid: str, seconds: float) -> None:
+        event = self._event(uid)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+        event.clear()
+
+    def wait_for(self, dependency: ObjectKey, uid: str) -> None:
+        self._waiters[dependency].add(uid)
+
+    def reconciled(self, uid: str, generation: int) -> None:
+        self._generations[uid] = generation
+
+    def changed(self, key: ObjectKey, uid: str, generation: int) -> None:
+        if self._generations.get(uid, generation) != generation:
+            self._event(uid).set()
+        for waiter in self._waiters.pop(key, set()):
+            self._event(waiter).set()
+
+    def forget(self, uid: str) -> None:
+        self._events.pop(uid, None)
+        self._generations.pop(uid, None)
+
+
+class Runtime:
+    def __init__(self, config: OperatorConfig, kube: KubeClient, pool: CloudPool, post: EventPoster) -> None:
+        self.config = config
+        self.kube = kube
+        self.pool = pool
+        self.post = post
+        self.wakeups = Wakeups()
+        self.attempts: dict[str, int] = {}
+        self._ready_seen: set[str] = set()
+
+    async def credentials(self, namespace: str, ref: SecretReference | None) -> Credentials:
+        from cvm_operator.reconcilers.base import Blocked
+
+        if ref is None:
+            if self.config.default_credentials is None:
+                raise Blocked(
+                    "CredentialsMissing",
+                    "no credentialsSecretRef and the operator has no default credentials "
+                    "(TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY)",
+                )
+            return self.config.default_credentials
+        data = await self.kube.secret_data(namespace, ref.name)
+        if data is None:
+            raise Blocked("CredentialsNotFound", f"spec.credentialsSecretRef: Secret {ref.name!r} not found")
+        try:
+            return credentials_from_secret_data(data)
+        except CredentialsError as error:
+            raise Blocked("InvalidCredentials", f"spec.credentialsSecretRef: Secret {ref.name!r}: {error}") from error
+
+    async def connect(self, namespace: str, ref: SecretReference | None, region: str) -> CvmApi:
+        return self.pool.api(await self.credentials(namespace, ref), region)
+
+    def observe_time_to_ready(self, kind: str, uid: str, created: str | None) -> None:
+        if uid in self._ready_seen or not created:
+            return
+        self._ready_seen.add(uid)
+        started = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        metrics.time_to_ready_seconds.labels(kind).observe(max(seconds, 0.0))

@@ -1,0 +1,120 @@
+"""`cvm-operator run`: settings, clients and metrics around Kopf's operator loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from cvm_operator.cloud import CloudPool, default_credentials, endpoint_from_options
+from cvm_operator.config import OperatorConfig
+from cvm_operator.kube import KubeClient
+from cvm_operator.reconcilers.runtime import Runtime
+
+logger = logging.getLogger("cvm_operator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--endpoint",
+        help="CVM API endpoint URL, e.g. http://127.0.0.1:9000 (default $CVM_ENDPOINT, else Tencent Cloud)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=60.0,
+        help="seconds between cloud checks of settled objects (drift detection)",
+    )
+    parser.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port (0 disables)")
+    parser.add_argument("--health-port", type=int, default=8081, help="liveness /healthz port (0 disables)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        k8s = getattr(record, "k8s_ref", None)  # Kopf's per-object loggers attach the object
+        if isinstance(k8s, dict):
+            entry["object"] = {key: k8s.get(key) for key in ("kind", "namespace", "name") if k8s.get(key)}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(verbose: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "httpcore", "kubernetes", "urllib3", "tencentcloud_sdk_common"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def post_event(body: Any, type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message[:1000])
+
+
+def build_runtime(args: argparse.Namespace) -> Runtime:
+    endpoint = endpoint_from_options(args.endpoint)
+    config = OperatorConfig.with_poll_interval(endpoint, default_credentials(), args.poll_interval)
+    return Runtime(config, KubeClient.from_environment(), CloudPool(endpoint), post_event)
+
+
+async def operate(args: argparse.Namespace, stop_flag: asyncio.Event | None = None) -> None:
+    # Importing registers the handlers with Kopf's default registry.
+    from cvm_operator import handlers
+    from cvm_operator.reconcilers import RECONCILERS
+
+    runtime = build_runtime(args)
+    memo = kopf.Memo(runtime=runtime, reconcilers={plural: cls(runtime) for plural, cls in RECONCILERS.items()})
+    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    logger.info(
+        "cvm-operator starting: endpoint=%s poll-interval=%ss namespaces=%s",
+        runtime.config.endpoint or "Tencent Cloud",
+        args.poll_interval,
+        "all" if args.all_namespaces else ",".join(args.namespace),
+    )
+    try:
+        await kopf.operator(
+            standalone=args.standalone,
+            clusterwide=args.all_namespaces,
+            namespaces=args.namespace,
+            liveness_endpoint=liveness,
+            memo=memo,
+            stop_flag=stop_flag,
+            registry=handlers.registry,
+        )
+    finally:
+        await runtime.pool.close()
+        runtime.kube.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.all_namespaces and not args.namespace:
+        print("cvm-operator run: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    configure_logging(args.verbose, args.log_format)
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port)
+    asyncio.run(operate(args))
+    return 0

@@ -1,0 +1,142 @@
+"""Coalescing of concurrent lookups into batches (pure asyncio, fake fetch)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from cvm_operator.cloud.batcher import Batcher
+
+
+class Recorder:
+    """A fetch function that records its batches and knows the keys in ``known``."""
+
+    def __init__(self, known: set[str] | None = None, fail: Exception | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.known = known
+        self.fail = fail
+        self.per_key_errors: dict[str, Exception] = {}
+
+    async def __call__(self, keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        self.batches.append(list(keys))
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        result: dict[str, str | Exception] = {}
+        for key in keys:
+            if key in self.per_key_errors:
+                result[key] = self.per_key_errors[key]
+            elif self.known is None or key in self.known:
+                result[key] = f"value-{key}"
+        return result
+
+
+async def test_concurrent_gets_coalesce_into_one_batch() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.01)
+    keys = [f"k{i}" for i in range(30)]
+    values = await asyncio.gather(*(batcher.get(key) for key in keys))
+    assert values == [f"value-{key}" for key in keys]
+    assert len(fetch.batches) == 1
+    assert sorted(fetch.batches[0]) == sorted(keys)
+
+
+async def test_batches_split_at_max_batch() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.01, max_batch=100)
+    keys = [f"k{i}" for i in range(250)]
+    values = await asyncio.gather(*(batcher.get(key) for key in keys))
+    assert values == [f"value-{key}" for key in keys]
+    assert sorted(len(batch) for batch in fetch.batches) == [50, 100, 100]
+    assert sorted(key for batch in fetch.batches for key in batch) == sorted(keys)
+
+
+async def test_get_many_splits_and_returns_every_key() -> None:
+    fetch = Recorder(known={"a", "c"})
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.0, max_batch=2)
+    result = await batcher.get_many(["a", "b", "c", "a"])
+    assert result == {"a": "value-a", "b": None, "c": "value-c"}
+    assert all(len(batch) <= 2 for batch in fetch.batches)
+    assert sum(len(batch) for batch in fetch.batches) == 3
+
+
+async def test_missing_keys_are_none() -> None:
+    batcher: Batcher[str, str] = Batcher(Recorder(known={"here"}), window=0.0)
+    here, gone = await asyncio.gather(batcher.get("here"), batcher.get("gone"))
+    assert (here, gone) == ("value-here", None)
+
+
+async def test_equal_keys_share_a_slot_and_each_caller_gets_the_value() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.01)
+    values = await asyncio.gather(*(batcher.get("same") for _ in range(5)))
+    assert values == ["value-same"] * 5
+    assert fetch.batches == [["same"]]
+
+
+async def test_fetch_error_reaches_every_caller_of_the_batch() -> None:
+    batcher: Batcher[str, str] = Batcher(Recorder(fail=RuntimeError("boom")), window=0.01)
+    results = await asyncio.gather(batcher.get("a"), batcher.get("b"), return_exceptions=True)
+    assert all(isinstance(result, RuntimeError) for result in results)
+
+
+async def test_per_key_error_fails_only_that_key() -> None:
+    fetch = Recorder()
+    fetch.per_key_errors["bad"] = ValueError("malformed")
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.01)
+    good, bad = await asyncio.gather(batcher.get("good"), batcher.get("bad"), return_exceptions=True)
+    assert good == "value-good"
+    assert isinstance(bad, ValueError)
+
+
+async def test_sequential_gets_make_separate_batches() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.0)
+    assert await batcher.get("a") == "value-a"
+    assert await batcher.get("b") == "value-b"
+    assert fetch.batches == [["a"], ["b"]]
+
+
+async def test_cancelled_caller_does_not_disturb_the_others() -> None:
+    release = asyncio.Event()
+
+    async def slow_fetch(keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        await release.wait()
+        return {key: key.upper() for key in keys}
+
+    batcher: Batcher[str, str] = Batcher(slow_fetch, window=0.0)
+    doomed = asyncio.create_task(batcher.get("x"))
+    survivor = asyncio.create_task(batcher.get("y"))
+    await asyncio.sleep(0.01)
+    doomed.cancel()
+    release.set()
+    assert await survivor == "Y"
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+
+
+async def test_close_cancels_waiters_and_refuses_new_work() -> None:
+    never = asyncio.Event()
+
+    async def stuck_fetch(keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        await never.wait()
+        return {}
+
+    batcher: Batcher[str, str] = Batcher(stuck_fetch, window=0.0)
+    waiter = asyncio.create_task(batcher.get("x"))
+    await asyncio.sleep(0.01)
+    await batcher.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    with pytest.raises(RuntimeError):
+        await batcher.get("y")
+
+
+def test_max_batch_must_be_positive() -> None:
+    async def fetch(keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        return {}
+
+    with pytest.raises(ValueError):
+        Batcher(fetch, max_batch=0)
