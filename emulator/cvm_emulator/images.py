@@ -99,11 +99,12 @@ def parse_tags(specs: Sequence[dict[str, Any]] | None, resource_type: str) -> li
 
 def visible_image(emu: Emulator, call: Call, image_id: str, region: str | None = None) -> sqlite3.Row | None:
     """The image as the caller sees it in ``region`` (default: the request region), or None."""
-    return emu.store.conn.execute(
+    row: sqlite3.Row | None = emu.store.conn.execute(
         f"SELECT i.*, {_TYPE_SQL} AS visible_type FROM images i WHERE i.image_id = ? AND {_VISIBLE_SQL}",
         (call.account.account_id, image_id, region or call.region, call.account.account_id,
          call.account.account_id),
     ).fetchone()
+    return row
 
 
 def usable_image(emu: Emulator, call: Call, image_id: str) -> sqlite3.Row:
@@ -276,7 +277,7 @@ def _instance_for_image(emu: Emulator, call: Call, instance_id: str) -> sqlite3.
 
     if not INSTANCE_ID_RE.match(instance_id):
         raise ApiError("InvalidInstanceId.Malformed", f"The instance id `{instance_id}` is malformed.")
-    row = emu.store.conn.execute(
+    row: sqlite3.Row | None = emu.store.conn.execute(
         "SELECT * FROM instances WHERE instance_id = ? AND owner = ? AND region = ? AND state != 'TERMINATED'",
         (instance_id, call.account.account_id, call.region)).fetchone()
     if row is None:

@@ -73,9 +73,9 @@ def detect_format(probe: DiskProbe, force: bool) -> Detection:
         if not force:
             return Detection(None, 0, "ISO images must be imported with Force")
         return Detection("iso", probe.size, "")
-    if probe.size >= MIN_RAW_BYTES and len(head) >= 512:
-        if head[510:512] == b"\x55\xaa" or head[512:520] == b"EFI PART":
-            return Detection("raw", probe.size, "")
+    has_partition_table = head[510:512] == b"\x55\xaa" or head[512:520] == b"EFI PART"
+    if probe.size >= MIN_RAW_BYTES and len(head) >= 512 and has_partition_table:
+        return Detection("raw", probe.size, "")
     if force and probe.size >= MIN_RAW_BYTES:
         # Force skips the image checks; any file of plausible size is taken as raw.
         return Detection("raw", probe.size, "")

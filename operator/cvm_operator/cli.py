@@ -51,29 +51,38 @@ def _add_crds(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(handler=run_crds)
 
 
-def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .runner import add_arguments, run
-
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *, load: bool) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run the operator",
         description="Reconcile Image, ImageShare, ImageCopy and Instance objects against the CVM API.",
     )
+    if not load:
+        # The operator's import chain is heavy; other subcommands (e.g. `crds` in `make crds`) must not need it.
+        return
+    from .runner import add_arguments, run
+
     add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; subcommands load their (possibly heavy) modules only when `command` names them."""
     parser = argparse.ArgumentParser(prog="cvm-operator", description="Tencent Cloud CVM operator for Kubernetes.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_crds(subparsers)
-    _add_run(subparsers)
+    _add_run(subparsers, load=command == "run")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(arguments))
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     return handler(args)
 

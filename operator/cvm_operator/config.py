@@ -32,5 +32,5 @@ class OperatorConfig:
             default_credentials=credentials,
             poll_interval=poll_interval,
             progress_interval=min(5.0, poll_interval),
-            stalled_interval=max(30.0, 10 * poll_interval),
+            stalled_interval=min(max(30.0, 10 * poll_interval), 1800.0),
         )

@@ -12,7 +12,6 @@ from cvm_operator.api import (
     Image,
     ImageCopy,
     ImageShare,
-    Instance,
     check_update,
     parse_image,
     parse_instance,
@@ -67,7 +66,11 @@ def test_invalid_item_is_rejected_naming_the_field(item: InvalidItem) -> None:
 def test_defaults_match_the_api_contract() -> None:
     base = {"apiVersion": "cvm.operator.dev/v1alpha1", "metadata": {"name": "x"}}
     image = parse_object(
-        {**base, "kind": "Image", "spec": {"region": "ap-guangzhou", "source": {"existing": {"imageId": "img-487zeit5"}}}}
+        {
+            **base,
+            "kind": "Image",
+            "spec": {"region": "ap-guangzhou", "source": {"existing": {"imageId": "img-487zeit5"}}},
+        }
     )
     share = parse_object({**base, "kind": "ImageShare", "spec": {"imageRef": {"name": "a"}, "accountIds": ["12345"]}})
     copy = parse_object(

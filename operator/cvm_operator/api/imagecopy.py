@@ -49,11 +49,16 @@ class ImageCopySpec(SpecModel):
             "has(oldSelf.sourceImageId) && has(self.sourceRegion) == has(oldSelf.sourceRegion)",
             MSG_SOURCE_IMMUTABLE,
         ),
-        cel("!has(self.kmsKeyId) || self.encrypt", MSG_KMS_NEEDS_ENCRYPT),
-        cel("!self.encrypt || size(self.destinationRegions) == 1", MSG_ENCRYPT_ONE_REGION),
+        cel("!has(self.kmsKeyId) || self.encrypt", MSG_KMS_NEEDS_ENCRYPT, field_path=".kmsKeyId"),
+        cel(
+            "!self.encrypt || size(self.destinationRegions) == 1",
+            MSG_ENCRYPT_ONE_REGION,
+            field_path=".destinationRegions",
+        ),
         cel(
             "!self.encrypt || !has(self.sourceRegion) || self.destinationRegions.all(r, r == self.sourceRegion)",
             MSG_ENCRYPT_SOURCE_REGION,
+            field_path=".destinationRegions",
         ),
     )
 

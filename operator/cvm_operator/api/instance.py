@@ -118,7 +118,7 @@ class InstanceSpec(SpecModel):
 
     model_config = with_rules(
         cel("has(self.imageRef) != has(self.imageId)", MSG_IMAGE_ONE_OF),
-        cel("self.zone.startsWith(self.region + '-')", MSG_ZONE_IN_REGION),
+        cel("self.zone.startsWith(self.region + '-')", MSG_ZONE_IN_REGION, field_path=".zone"),
     )
 
     region: str = Field(
