@@ -82,7 +82,7 @@ def qcow2_image(virtual_size: int = 1 << 30) -> bytes:
     l2_coverage = (cluster // 8) * cluster  # one L2 table maps cluster/8 clusters
     l1_size = -(-virtual_size // l2_coverage)
     header = struct.pack(
-        ">4sIQIIQIIQQIIQQQII",
+        ">4sIQIIQIIQQIIQQQQI",
         b"QFI\xfb",
         3,  # version
         0,  # backing file offset
@@ -534,7 +534,7 @@ class Demo:
                 raise emulator.failure(f"wrote no port to {port_file} within {STARTUP_TIMEOUT:.0f}s")
             time.sleep(0.1)
         endpoint = f"http://127.0.0.1:{int(port_file.read_text().strip())}"
-        emulator.wait_http_ok(f"{endpoint}/_emulator/metrics")
+        emulator.wait_http_ok(f"{endpoint}/_emulator/healthz")
         say(f"emulator at {endpoint} (clock {self.options.clock}), log {emulator.log_path}")
         return endpoint
 

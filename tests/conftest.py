@@ -1,4 +1,6 @@
 pytest_plugins = [
     "tests.support.controlplane",
     "tests.support.crds",
+    "tests.support.emulator",
+    "tests.support.operator",
 ]

@@ -21,15 +21,15 @@ REALISTIC_DURATIONS: dict[str, float] = {
 
 # The fast clock keeps every state visible for a moment but lets tests finish in seconds.
 FAST_DURATIONS: dict[str, float] = {
-    "instance.launch": 1.0,
-    "instance.start": 0.5,
-    "instance.stop": 0.5,
-    "instance.reboot": 0.5,
-    "instance.terminate": 0.5,
-    "instance.reset": 1.0,
-    "image.create": 1.5,
-    "image.import": 1.5,
-    "image.sync": 2.0,
+    "instance.launch": 0.5,
+    "instance.start": 0.3,
+    "instance.stop": 0.3,
+    "instance.reboot": 0.3,
+    "instance.terminate": 0.3,
+    "instance.reset": 0.5,
+    "image.create": 0.6,
+    "image.import": 0.6,
+    "image.sync": 1.0,
 }
 
 

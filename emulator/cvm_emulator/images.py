@@ -33,6 +33,13 @@ IMAGE_FILTERS = frozenset({
 
 # The caller-relative type: another account's custom image is SHARED_IMAGE to the caller.
 _TYPE_SQL = "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ? THEN 'SHARED_IMAGE' ELSE i.image_type END"
+# The same with the caller as ?1 and the region as ?2, for queries that bind further parameters by position.
+_TYPE_SQL_NUMBERED = (
+    "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ?1 THEN 'SHARED_IMAGE' ELSE i.image_type END")
+_VISIBLE_SQL_NUMBERED = (
+    "i.region = ?2 AND (i.image_type != 'PRIVATE_IMAGE' OR i.owner = ?1 OR EXISTS ("
+    "SELECT 1 FROM image_shares s WHERE s.image_id = i.image_id AND s.region = i.region AND s.account_id = ?1))"
+)
 _VISIBLE_SQL = (
     "i.region = ? AND (i.image_type != 'PRIVATE_IMAGE' OR i.owner = ? OR EXISTS ("
     "SELECT 1 FROM image_shares s WHERE s.image_id = i.image_id AND s.region = i.region AND s.account_id = ?))"
@@ -224,8 +231,8 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
                        "`ImageIds` and `Filters` cannot be specified at the same time.")
     offset, limit = paging(params)
     caller = call.account.account_id
-    clauses = [_VISIBLE_SQL]
-    args: list[Any] = [call.region, caller, caller]
+    clauses: list[str] = []
+    args: list[Any] = []
     if image_ids:
         if len(image_ids) > MAX_IDS:
             raise ApiError("InvalidParameterValue.LimitExceeded", f"At most {MAX_IDS} `ImageIds` are allowed.")
@@ -240,7 +247,7 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
                 check_image_id(image_id)
     rules = {
         "image-id": exact("i.image_id"),
-        "image-type": exact("visible_type"),
+        "image-type": exact(f"({_TYPE_SQL_NUMBERED})"),
         "image-name": fuzzy("i.image_name"),
         "platform": fuzzy("i.platform"),
         "image-family": exact("i.family"),
@@ -257,19 +264,31 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
         archs = ("arm",) if itype.architecture == "arm" else ("x86_64", "i386")
         filter_clauses.append(f"i.architecture IN ({', '.join('?' * len(archs))})")
         filter_args.extend(archs)
-    where = " AND ".join(clauses)
-    outer = " AND ".join(filter_clauses) or "1"
-    base = f"SELECT * FROM (SELECT i.*, {_TYPE_SQL} AS visible_type FROM images i WHERE {where}) i WHERE {outer}"
-    all_args = [caller, *args, *filter_args]
+    # ?1 is the caller in every caller-relative expression; the rest bind in order.
+    where = " AND ".join([_VISIBLE_SQL_NUMBERED, *clauses, *filter_clauses])
+    all_args = [caller, call.region, *args, *filter_args]
     conn = emu.store.conn
-    total = conn.execute(f"SELECT COUNT(*) FROM ({base})", all_args).fetchone()[0]
-    rows = conn.execute(f"{base} ORDER BY i.created_at DESC, i.image_id LIMIT ? OFFSET ?",
-                        [*all_args, limit, offset]).fetchall()
-    tags = _tags_for(conn, [(r["image_id"], r["region"]) for r in rows])
-    return {
-        "ImageSet": [image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now) for r in rows],
-        "TotalCount": total,
-    }
+    # Listing a region: count through the visibility index, page through the ordered one (the planner
+    # picks worse plans for both); id lookups go through the primary key.
+    count_index, page_index = ("", "") if image_ids else ("INDEXED BY images_visible", "INDEXED BY images_listing")
+
+    def query() -> tuple[int, list[tuple[dict[str, Any], sqlite3.Row]]]:
+        total = conn.execute(f"SELECT COUNT(*) FROM images i {count_index} WHERE {where}", all_args).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT i.*, {_TYPE_SQL_NUMBERED} AS visible_type FROM images i {page_index} WHERE {where} "
+            "ORDER BY i.region, i.created_at DESC, i.image_id LIMIT ? OFFSET ?",
+            [*all_args, limit, offset]).fetchall()
+        tags = _tags_for(conn, [(r["image_id"], r["region"]) for r in rows])
+        return int(total), [(image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now), r)
+                            for r in rows]
+
+    total, items = emu.store.cached(("DescribeImages", where, tuple(all_args), limit, offset), query)
+    image_set = []
+    for item, row in items:
+        if row["state"] in BUSY_STATES:  # progress moves with time, everything else only with writes
+            item = item | {"SyncPercent": progress_percent(row["started_at"], row["due_at"], call.now)}
+        image_set.append(item)
+    return {"ImageSet": image_set, "TotalCount": total}
 
 
 def _instance_for_image(emu: Emulator, call: Call, instance_id: str) -> sqlite3.Row:

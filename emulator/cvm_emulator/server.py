@@ -95,7 +95,7 @@ class Metrics:
 
 def envelope(payload: dict[str, Any]) -> web.Response:
     # Exactly `application/json`: the SDK ignores Response.Error under any other content type.
-    return web.Response(body=json.dumps({"Response": payload}, ensure_ascii=False).encode("utf-8"),
+    return web.Response(body=json.dumps({"Response": payload}).encode("ascii"),
                         headers=JSON_HEADERS)
 
 

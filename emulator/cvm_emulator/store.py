@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from .catalogue import Catalogue
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (image_id, region)
 );
 CREATE INDEX IF NOT EXISTS images_visible ON images (region, owner, image_type);
+CREATE INDEX IF NOT EXISTS images_listing ON images (region, created_at DESC, image_id);
 CREATE INDEX IF NOT EXISTS images_due ON images (due_at) WHERE next_state IS NOT NULL;
 CREATE TABLE IF NOT EXISTS image_tags (
     image_id TEXT NOT NULL, region TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -96,6 +98,9 @@ CREATE TABLE IF NOT EXISTS client_tokens (
 """
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+QUERY_CACHE_SIZE = 512
+
+T = TypeVar("T")
 
 
 def random_suffix(length: int = 8) -> str:
@@ -116,6 +121,10 @@ class Store:
                           (str(SCHEMA_VERSION),))
         self._next_due = 0.0
         self._in_transaction = False
+        # Every committed transaction bumps the generation, which empties the read cache.
+        self.generation = 0
+        self._cache_generation = 0
+        self._cache: dict[Hashable, object] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -135,8 +144,22 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+            self.generation += 1
         finally:
             self._in_transaction = False
+
+    def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A read result reused until the next write (Describe* polling repeats the same queries)."""
+        if self._cache_generation != self.generation:
+            self._cache.clear()
+            self._cache_generation = self.generation
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        value = compute()
+        if len(self._cache) >= QUERY_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
 
     def next_counter(self, name: str) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()

@@ -38,6 +38,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
 
 
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # Kopf's default login handlers live in its global registry only; this private one needs its own.
+    return kopf.login_via_client(**kwargs)
+
+
 def _runtime(memo: kopf.Memo) -> Runtime:
     runtime: Runtime = memo["runtime"]
     return runtime

@@ -149,9 +149,7 @@ REASON_SYNTAX = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 def _all_sdk_codes() -> list[str]:
     from tencentcloud.cvm.v20170312 import errorcodes
 
-    return sorted(
-        value for name, value in vars(errorcodes).items() if name.isupper() and isinstance(value, str)
-    )
+    return sorted(value for name, value in vars(errorcodes).items() if name.isupper() and isinstance(value, str))
 
 
 def test_every_sdk_code_has_a_class_and_a_well_formed_reason() -> None:

@@ -96,11 +96,22 @@ def launch(client: Any, image_id: str = UBUNTU, zone: str = ZONE, wait: bool = T
     return instance_id
 
 
+# One running instance per (endpoint, account, region) serves as the source of throwaway images.
+_image_sources: dict[tuple[str, str, str], str] = {}
+
+
+def image_source(client: Any) -> str:
+    key = (client.profile.httpProfile.endpoint, client.credential.secret_id, client.region)
+    if key not in _image_sources or instance(client, _image_sources[key]) is None:
+        _image_sources[key] = launch(client)
+    return _image_sources[key]
+
+
 def custom_image(client: Any, instance_id: str | None = None, name: str | None = None, wait: bool = True,
                  **params: Any) -> str:
-    """Make a custom image from an instance (launched on demand) and wait until NORMAL."""
+    """Make a custom image from an instance (a shared running one by default) and wait until NORMAL."""
     if instance_id is None:
-        instance_id = launch(client)
+        instance_id = image_source(client)
     image_id: str = call(client, "CreateImage", ImageName=name or unique("img"), InstanceId=instance_id,
                          **params).ImageId
     if wait:

@@ -6,6 +6,7 @@ import hashlib
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tencentcloud.common.sign import Sign
@@ -14,7 +15,7 @@ from cvm_emulator.auth import SignedRequest, authenticate
 from cvm_emulator.catalogue import BUILTIN_ACCOUNTS, load_catalogue, load_config
 from cvm_emulator.clock import FAST_DURATIONS, REALISTIC_DURATIONS, Clock, progress_percent
 from cvm_emulator.errors import ApiError, invalid_state_code
-from cvm_emulator.filters import parse_filters, paging
+from cvm_emulator.filters import paging, parse_filters
 from cvm_emulator.importer import DiskProbe, detect_format, size_in_gib
 from cvm_emulator.instances import check_password, instance_names
 from cvm_emulator.params import validate_request
@@ -182,7 +183,7 @@ def test_authenticate_accepts_good_and_rejects_bad_signatures() -> None:
 def test_validate_request_follows_the_sdk_models() -> None:
     validate_request("DescribeImages", {"Filters": [{"Name": "image-type", "Values": ["PUBLIC_IMAGE"]}],
                                         "Limit": 5})
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"Bogus": 1}, "UnknownParameter"),
         ({"Limit": "5"}, "InvalidParameter"),
         ({"Filters": [{"Name": "x"}]}, "MissingParameter"),

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.emulator import emulator  # noqa: F401 - fixture used by the ServiceAccount test
 from tests.support.kube import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +31,7 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def operator_rbac(controlplane: Any) -> list[dict[str, Any]]:
+def operator_rbac(controlplane: Any, crds_installed: list[str]) -> list[dict[str, Any]]:
     """The base's Namespace, ServiceAccount, ClusterRole and binding, really applied (not the CRDs or
     the Deployment, which other tests install their own way)."""
     objects = [o for o in kustomize(MANIFESTS) if o["kind"] in RBAC_KINDS]

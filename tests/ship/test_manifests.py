@@ -71,9 +71,7 @@ def test_operator_deployment_is_hardened(controlplane: Any) -> None:
     assert {"--metrics-port=8080", "--health-port=8081"} <= set(container["args"])
     for bound in ("requests", "limits"):
         assert set(container["resources"][bound]) == {"cpu", "memory"}
-    secrets = {
-        env["name"]: env["valueFrom"]["secretKeyRef"] for env in container["env"] if "valueFrom" in env
-    }
+    secrets = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in container["env"] if "valueFrom" in env}
     assert secrets == {
         "TENCENTCLOUD_SECRET_ID": {"name": "cvm-operator-credentials", "key": "secretId", "optional": False},
         "TENCENTCLOUD_SECRET_KEY": {"name": "cvm-operator-credentials", "key": "secretKey", "optional": False},

@@ -240,6 +240,9 @@ class _DiskHTTPServer(http.server.ThreadingHTTPServer):
     requests: list[str]
     delay_seconds: float
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away mid-answer (e.g. a restarted emulator) is expected
+
 
 class DiskFileServer:
     """Serves ``directory`` over HTTP on a free loopback port; records request paths.

@@ -59,6 +59,15 @@ def _tag_specification(resource_type: str, tags: Mapping[str, str] | None) -> li
     return [{"ResourceType": resource_type, "Tags": tags_to_api(tags)}] if tags else []
 
 
+def _names_an_id(error: CloudError) -> bool:
+    """Whether a Describe error is about one of the requested ids (e.g. a malformed one), as opposed
+    to the whole call (auth, throttling), so that asking per id can isolate it."""
+    return not error.transient and (
+        "Malformed" in error.code
+        or error.code.startswith(("InvalidImageId", "InvalidInstanceId", "InvalidParameterValue"))
+    )
+
+
 def _message_text(message: Any) -> str:
     if isinstance(message, bytes):
         return message.decode("utf-8", "replace")[:500]
@@ -154,7 +163,7 @@ class CvmApi:
         try:
             data = await self.call("DescribeImages", {"ImageIds": list(image_ids), "Limit": MAX_PAGE})
         except CloudError as exc:
-            if exc.transient or len(image_ids) == 1:
+            if len(image_ids) == 1 or not _names_an_id(exc):
                 raise
             return await self._fetch_one_by_one(image_ids, self._fetch_images)
         images = (CloudImage.from_api(item) for item in data.get("ImageSet") or ())
@@ -390,7 +399,7 @@ class CvmApi:
         try:
             data = await self.call("DescribeInstances", {"InstanceIds": list(instance_ids), "Limit": MAX_PAGE})
         except CloudError as exc:
-            if exc.transient or len(instance_ids) == 1:
+            if len(instance_ids) == 1 or not _names_an_id(exc):
                 raise
             return await self._fetch_one_by_one(instance_ids, self._fetch_instances)
         instances = (CloudInstance.from_api(item) for item in data.get("InstanceSet") or ())

@@ -9,6 +9,7 @@ patched only when it changed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -20,16 +21,19 @@ import pydantic
 from cvm_operator import metrics
 from cvm_operator.api import (
     BaseStatus,
+    ConditionStatus,
     Phase,
     SecretReference,
     mark_ready,
     mark_reconciling,
     mark_stalled,
+    set_condition,
     utc_now,
 )
 from cvm_operator.api.common import WireModel
 from cvm_operator.api.conditions import READY, STALLED, get_condition
 from cvm_operator.cloud import CloudError, CvmApi, backoff
+from cvm_operator.kube import Conflict
 from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,20 @@ CREATE_PENDING = f"{ANNOTATION_PREFIX}/create-pending"
 CREATE_SUCCEEDED = f"{ANNOTATION_PREFIX}/create-succeeded"
 UID_TAG = f"{ANNOTATION_PREFIX}/uid"
 """Cloud tag carrying the object UID: how a resource made by a lost create is found again."""
+
+CRASH_POINT_ENV = "CVM_OPERATOR_CRASH_AFTER"
+"""Test hook: ``create`` (or ``create:<Kind>``) makes the process exit hard right after a cloud create
+call returned and before its status is written, to prove that a lost create is adopted, not repeated."""
+CRASH_EXIT_CODE = 86
+
+
+def crash_point(point: str, kind: str) -> None:
+    """Exit at once (no cleanup, no status write) when the test hook names this point."""
+    wanted = {item.strip() for item in os.environ.get(CRASH_POINT_ENV, "").split(",")}
+    if point in wanted or f"{point}:{kind}" in wanted:
+        logger.warning("crash point %s:%s reached (%s); exiting", point, kind, CRASH_POINT_ENV)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)
 
 
 class KindObject(Protocol):
@@ -67,6 +85,16 @@ class Blocked(Exception):
         self.reason, self.message, self.phase = reason, message, phase
 
 
+@dataclass(frozen=True)
+class ExtraCondition:
+    """A condition type beyond Ready/Reconciling/Stalled (kstatus ignores it), e.g. ImageUpToDate."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
 @dataclass
 class Observation:
     """What the cloud says about the object's resource, and what that means for the object."""
@@ -83,6 +111,10 @@ class Observation:
     message: str = ""
     failed: bool = False
     """The resource ended in a state only the user can fix (CREATEFAILED, IMPORTFAILED, ...)."""
+    conditions: list[ExtraCondition] = field(default_factory=list)
+    """Kind-specific conditions to record alongside Ready (written whenever the resource exists)."""
+    resource: Any = None
+    """The cloud resource as observed, handed to update/delete so they need not read it again."""
 
 
 @dataclass
@@ -144,8 +176,13 @@ class ManagedReconciler(ABC, Generic[M]):
     async def create(self, ctx: Context[M]) -> dict[str, Any]:
         """Create the cloud resource; return the status fields to record at once (its id)."""
 
-    async def update(self, ctx: Context[M], observation: Observation) -> None:
-        """Bring an existing resource in line with the spec (only called when not up to date)."""
+    async def update(self, ctx: Context[M], observation: Observation) -> dict[str, Any] | None:
+        """Bring an existing resource in line with the spec (only called when not up to date).
+
+        May return status fields that the changes made (recorded over ``observation.status``), and may
+        set ``observation.up_to_date``/``ready`` when the change took effect at once.
+        """
+        return None
 
     @abstractmethod
     async def delete(self, ctx: Context[M], observation: Observation) -> Waiting | None:
@@ -195,6 +232,7 @@ class Driver:
                     )
                 await self._mark_create_pending(reconciler, ctx)
                 created = await reconciler.create(ctx)
+                crash_point("create", reconciler.kind)
                 status = status.model_copy(update=created)
                 status.conditions = mark_reconciling(
                     status.conditions,
@@ -206,12 +244,24 @@ class Driver:
                 delay = config.progress_interval
                 self.runtime.post(body, "Normal", "Creating", f"requested {_describe(created)}")
             else:
+                # What the cloud says is recorded even when the resource failed (its id, its state).
+                status = status.model_copy(update=observation.status)
+                status.cloud_state = observation.cloud_state
+                for extra in observation.conditions:
+                    status.conditions = set_condition(
+                        status.conditions,
+                        extra.type,
+                        extra.status,
+                        extra.reason,
+                        extra.message,
+                        observed_generation=generation,
+                    )
                 if observation.failed:
                     raise Blocked(observation.reason, observation.message)
                 if not observation.up_to_date:
-                    await reconciler.update(ctx, observation)
-                status = status.model_copy(update=observation.status)
-                status.cloud_state = observation.cloud_state
+                    changed = await reconciler.update(ctx, observation)
+                    if changed:
+                        status = status.model_copy(update=changed)
                 if observation.ready and observation.up_to_date:
                     status.conditions = mark_ready(
                         status.conditions,
@@ -250,6 +300,10 @@ class Driver:
             status.phase = "Failed"
             delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
             result = "stalled"
+        except Conflict:
+            # The object changed under us (a watch event is on its way): look again shortly.
+            delay = min(1.0, config.progress_interval)
+            result = "conflict"
         except CloudError as error:
             if error.transient:
                 status.conditions = mark_reconciling(
@@ -287,13 +341,17 @@ class Driver:
         )
         ctx: Context[Any] = Context(obj, body, self.runtime, api)
         try:
-            observation = await reconciler.observe(ctx)
-        except (Waiting, Blocked):
-            observation = Observation(exists=False)  # never created, or nothing of ours to clean
-        if not observation.exists:
-            self.runtime.post(body, "Normal", "Deleted", f"{reconciler.kind} is gone from the cloud")
-            return None
-        waiting = await reconciler.delete(ctx, observation)
+            try:
+                observation = await reconciler.observe(ctx)
+            except (Waiting, Blocked):
+                observation = Observation(exists=False)  # never created, or nothing of ours to clean
+            if not observation.exists:
+                self.runtime.post(body, "Normal", "Deleted", f"{reconciler.kind} is gone from the cloud")
+                return None
+            waiting = await reconciler.delete(ctx, observation)
+        except CloudError as error:
+            # The finalizer stays until the cloud answers; the retry is paced by the caller.
+            waiting = Waiting(error.reason, str(error), phase="Deleting")
         if waiting is None:
             waiting = Waiting("Deleting", f"{reconciler.kind} is being deleted in the cloud", phase="Deleting")
         status_model = _status_model(reconciler)

@@ -27,7 +27,6 @@ from cvm_operator.cloud.resources import (
     PUBLIC_IMAGE,
     SHARED_IMAGE,
 )
-from cvm_operator.kube import Conflict
 from cvm_operator.reconcilers.base import Blocked, Context, ManagedReconciler, Observation, Waiting
 from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
 
@@ -191,7 +190,9 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
         status: dict[str, Any] = {
             "image_id": image.image_id,
             "region": target.region,
-            "shared_accounts": sorted((set(plan.owned) & set(cloud)) | set(plan.cancel)),
+            # Recorded as is if the update fails: accounts about to be shared count as ours (a failed
+            # SHARE leaves nothing to cancel), those about to be cancelled stay ours until they are.
+            "shared_accounts": sorted(set(plan.owned) | set(plan.cancel)),
         }
         return Observation(
             exists=True,
@@ -201,6 +202,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
             ready=not plan.share,
             reason="Sharing",
             message=_summary(image.image_id, plan),
+            resource=(target, plan),
         )
 
     async def _observe_for_deletion(self, ctx: Context[ImageShare], api: CvmApi, target: ImageTarget) -> Observation:
@@ -219,16 +221,14 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
     async def create(self, ctx: Context[ImageShare]) -> dict[str, Any]:
         raise AssertionError("observe always reports the share list as existing")  # pragma: no cover
 
-    async def update(self, ctx: Context[ImageShare], observation: Observation) -> None:
-        target = await self._target(ctx)
+    async def update(self, ctx: Context[ImageShare], observation: Observation) -> dict[str, Any]:
+        target, plan = observation.resource
         api = await self._api(ctx, target.region)
-        cloud = await api.describe_share_permission(target.image_id)
-        plan = plan_shares(ctx.obj.spec.account_ids, cloud, ctx.obj.status.shared_accounts)
         if plan.cancel:
             await api.unshare_image(target.image_id, plan.cancel)
             self.runtime.post(ctx.body, "Normal", "Unshared", f"stopped sharing with {', '.join(plan.cancel)}")
         if plan.share:
-            await self._record_owned(ctx, plan.owned)
+            await self._record_owned(ctx, target, plan.owned)
             try:
                 await api.share_image(target.image_id, plan.share)
             except CloudError as error:
@@ -238,18 +238,15 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
                 raise
             self.runtime.post(ctx.body, "Normal", "Shared", f"shared with {', '.join(plan.share)}")
         # Both calls take effect at once: the list now equals the plan.
-        observation.status["shared_accounts"] = list(plan.owned)
         observation.up_to_date = observation.ready = True
         observation.message = f"image {target.image_id} is shared with {len(ctx.obj.spec.account_ids)} account(s)"
+        return {"shared_accounts": list(plan.owned)}
 
-    async def _record_owned(self, ctx: Context[ImageShare], owned: Iterable[str]) -> None:
+    async def _record_owned(self, ctx: Context[ImageShare], target: ImageTarget, owned: Iterable[str]) -> None:
+        """Write down, before SHARE, which image and accounts this object is about to hold."""
         meta = ctx.body["metadata"]
-        try:
-            await self.runtime.kube.patch_status(
-                self.plural, str(meta["namespace"]), str(meta["name"]), {"sharedAccounts": sorted(owned)}
-            )
-        except Conflict as error:  # pragma: no cover - merge patches of status do not conflict
-            raise Waiting("Conflict", str(error)) from error
+        record = {"imageId": target.image_id, "region": target.region, "sharedAccounts": sorted(owned)}
+        await self.runtime.kube.patch_status(self.plural, str(meta["namespace"]), str(meta["name"]), record)
 
     async def delete(self, ctx: Context[ImageShare], observation: Observation) -> Waiting | None:
         held: list[str] = observation.status.get("shared_accounts") or []

@@ -1,23 +1,348 @@
-"""Instance reconciler (being written)."""
+"""Instance: launch from an image, keep the power state, reinstall on image change, terminate.
+
+RunInstances gets the object UID as ClientToken, so a repeated launch returns the same instance; the
+instance also carries the UID tag so it is found again while status has no id. An instance that
+disappears (terminated outside the operator) is reported as Stalled ``NotFound`` and not relaunched:
+a silent relaunch would hide the loss of the machine and its disk from its owner.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from cvm_operator.api import Instance
-from cvm_operator.reconcilers.base import Context, ManagedReconciler, Observation, Waiting
+from cvm_operator.api import Instance, InstanceSpec, Phase
+from cvm_operator.api.kinds import IMAGES, INSTANCES
+from cvm_operator.cloud import CloudError, CloudInstance, LoginSettings, SystemDisk
+from cvm_operator.cloud.resources import (
+    INSTANCE_LAUNCH_FAILED,
+    INSTANCE_PENDING,
+    INSTANCE_RUNNING,
+    INSTANCE_SHUTDOWN,
+    INSTANCE_STOPPED,
+    INSTANCE_TERMINATING,
+    OPERATION_FAILED,
+    OPERATION_OPERATING,
+)
+from cvm_operator.kube import Conflict
+from cvm_operator.reconcilers.base import (
+    ANNOTATION_PREFIX,
+    UID_TAG,
+    Blocked,
+    Context,
+    ExtraCondition,
+    ManagedReconciler,
+    Observation,
+    Waiting,
+)
+from cvm_operator.reconcilers.runtime import ObjectKey
+
+IMAGE_UP_TO_DATE = "ImageUpToDate"
+"""Extra condition: the instance runs the image the spec asks for."""
+RESET_IMAGE_ANNOTATION = f"{ANNOTATION_PREFIX}/reset-image"
+"""The image a ResetInstance was last requested for: a failed reinstall is reported, not repeated."""
+RESET_INSTANCE = "ResetInstance"
+
+Action = Literal["start", "stop", "reset"]
+
+_PHASE_BY_STATE: dict[str, Phase] = {INSTANCE_RUNNING: "Running", INSTANCE_STOPPED: "Stopped"}
+_CLOUD_STATE_FOR: dict[str, str] = {"Running": INSTANCE_RUNNING, "Stopped": INSTANCE_STOPPED}
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an instance's cloud state means for the object, and the one action that moves it on."""
+
+    ready: bool
+    reason: str = ""
+    message: str = ""
+    phase: Phase | None = None
+    failed: bool = False
+    action: Action | None = None
+    image_condition: ExtraCondition | None = None
+
+
+def image_condition(current: str, desired: str | None, policy: str, *, reinstalling: bool = False) -> ExtraCondition:
+    if desired is None:
+        return ExtraCondition(IMAGE_UP_TO_DATE, "Unknown", "ImageNotReady", "the desired image is not known yet")
+    if current == desired:
+        return ExtraCondition(IMAGE_UP_TO_DATE, "True", "ImageMatches", f"the instance runs image {desired}")
+    if reinstalling or policy == "OnImageChange":
+        return ExtraCondition(
+            IMAGE_UP_TO_DATE, "False", "Reinstalling", f"reinstalling from image {desired} (was {current})"
+        )
+    return ExtraCondition(
+        IMAGE_UP_TO_DATE,
+        "False",
+        "ImageDiffers",
+        f"the instance runs image {current}, the spec asks for {desired}; reimagePolicy is Never, so nothing is done",
+    )
+
+
+def judge_instance(
+    instance: CloudInstance,
+    run_state: str,
+    desired_image: str | None,
+    reimage_policy: str,
+    reset_requested_for: str | None,
+) -> Verdict:
+    """Decide from one observation: ready or not, and whether to start, stop or reinstall."""
+    state, iid = instance.state, instance.instance_id
+    resetting = instance.latest_operation == RESET_INSTANCE
+    if instance.latest_operation_state == OPERATION_OPERATING:
+        operation = instance.latest_operation or "an operation"
+        return Verdict(
+            ready=False,
+            reason="Reinstalling" if resetting else "OperationInProgress",
+            message=f"instance {iid}: {operation} in progress ({state})",
+            image_condition=image_condition(instance.image_id, desired_image, reimage_policy, reinstalling=resetting),
+        )
+    if state == INSTANCE_PENDING:
+        return Verdict(ready=False, reason="Launching", message=f"instance {iid} is launching", phase="Creating")
+    if state == INSTANCE_LAUNCH_FAILED:
+        detail = f": {instance.latest_operation_error}" if instance.latest_operation_error else ""
+        return Verdict(
+            ready=False, failed=True, reason="LaunchFailed", message=f"instance {iid} failed to launch{detail}"
+        )
+    if state == INSTANCE_SHUTDOWN:
+        return Verdict(
+            ready=False,
+            failed=True,
+            reason="InstanceShutdown",
+            message=f"instance {iid} is isolated (SHUTDOWN, e.g. expired or in the recycle bin)",
+        )
+    if state == INSTANCE_TERMINATING:
+        return Verdict(ready=False, reason="Terminating", message=f"instance {iid} is being terminated")
+    if state not in _PHASE_BY_STATE:
+        return Verdict(ready=False, reason="Transitioning", message=f"instance {iid} is {state}")
+    condition = image_condition(instance.image_id, desired_image, reimage_policy)
+    if desired_image is not None and desired_image != instance.image_id and reimage_policy == "OnImageChange":
+        if reset_requested_for == desired_image and resetting and instance.latest_operation_state == OPERATION_FAILED:
+            detail = f": {instance.latest_operation_error}" if instance.latest_operation_error else ""
+            return Verdict(
+                ready=False,
+                failed=True,
+                reason="ResetFailed",
+                message=f"reinstalling instance {iid} from image {desired_image} failed{detail}; "
+                "change the image to try again",
+                image_condition=condition,
+            )
+        return Verdict(
+            ready=False,
+            reason="Reinstalling",
+            message=f"reinstalling instance {iid} from image {desired_image} (runs {instance.image_id})",
+            action="reset",
+            image_condition=condition,
+        )
+    wanted = _CLOUD_STATE_FOR[run_state]
+    if state != wanted:
+        return Verdict(
+            ready=False,
+            reason="Starting" if run_state == "Running" else "Stopping",
+            message=f"instance {iid} is {state}; runState is {run_state}",
+            action="start" if run_state == "Running" else "stop",
+            image_condition=condition,
+        )
+    return Verdict(
+        ready=True,
+        phase=_PHASE_BY_STATE[state],
+        message=f"instance {iid} is {state}",
+        image_condition=condition,
+    )
+
+
+def instance_status(instance: CloudInstance) -> dict[str, Any]:
+    """Status fields (snake_case, as in InstanceStatus) describing a cloud instance."""
+    return {
+        "instance_id": instance.instance_id,
+        "zone": instance.zone or None,
+        "image_id": instance.image_id or None,
+        "os_name": instance.os_name or None,
+        "private_ip_addresses": list(instance.private_ips),
+        "public_ip_addresses": list(instance.public_ips),
+        "created_time": instance.created_time,
+    }
+
+
+def desired_tags(spec: InstanceSpec, uid: str) -> dict[str, str]:
+    return {**spec.tags, UID_TAG: uid}
+
+
+def image_ready(body: dict[str, Any]) -> str | None:
+    """The cloud image id of an Image object that is Ready, else None."""
+    status = body.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+    image_id = status.get("imageId")
+    return str(image_id) if ready and image_id else None
+
+
+def decode_secret_value(data: dict[str, str], key: str) -> str | None:
+    """A Secret's data value (base64 on the wire) as text, or None when the key is absent."""
+    encoded = data.get(key)
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise ValueError(f"key {key!r} is not base64-encoded UTF-8 text") from error
+
+
+# ---------------------------------------------------------------- reconciler
 
 
 class InstanceReconciler(ManagedReconciler[Instance]):
     kind = "Instance"
-    plural = "instances"
+    plural = INSTANCES
     model = Instance
+    creating_phase = "Creating"
+    ready_phase = "Running"
 
     async def observe(self, ctx: Context[Instance]) -> Observation:
-        return Observation(exists=False)
+        instance = await self._find(ctx)
+        if instance is None:
+            if ctx.obj.status.instance_id:
+                return Observation(
+                    exists=False,
+                    failed=True,
+                    reason="NotFound",
+                    message=f"instance {ctx.obj.status.instance_id} no longer exists (terminated outside the "
+                    "operator); it is not relaunched: delete this object and create it again for a new one",
+                )
+            await self._desired_image(ctx, strict=True)  # waits for the Image before a launch is attempted
+            return Observation(exists=False)
+        spec = ctx.obj.spec
+        desired_image = await self._desired_image(ctx, strict=False)
+        verdict = judge_instance(
+            instance, spec.run_state, desired_image, spec.reimage_policy, ctx.annotation(RESET_IMAGE_ANNOTATION)
+        )
+        return Observation(
+            exists=True,
+            up_to_date=verdict.action is None,
+            status=instance_status(instance),
+            phase=verdict.phase,
+            cloud_state=instance.state,
+            ready=verdict.ready,
+            reason=verdict.reason,
+            message=verdict.message,
+            failed=verdict.failed,
+            conditions=[verdict.image_condition] if verdict.image_condition else [],
+            resource=(instance, verdict, desired_image),
+        )
+
+    async def _find(self, ctx: Context[Instance]) -> CloudInstance | None:
+        """The instance this object launched: by status id, else by the UID tag (a launch whose id was lost)."""
+        if ctx.obj.status.instance_id:
+            return await ctx.api.describe_instance(ctx.obj.status.instance_id)
+        found = await ctx.api.find_instances({f"tag:{UID_TAG}": [ctx.uid]})
+        return max(found, key=lambda one: (one.created_time or "", one.instance_id)) if found else None
+
+    async def _desired_image(self, ctx: Context[Instance], *, strict: bool) -> str | None:
+        """The image id the spec asks for; ``strict`` waits (raises) while a referenced Image is not Ready."""
+        spec = ctx.obj.spec
+        if spec.image_id is not None:
+            return spec.image_id
+        assert spec.image_ref is not None
+        namespace, name = ctx.key.namespace, spec.image_ref.name
+        dependency = ObjectKey("Image", namespace, name)
+        # Any change of the Image (a new image id, Ready again) wakes this object at once.
+        ctx.runtime.wakeups.wait_for(dependency, ctx.uid)
+        body = await ctx.runtime.kube.get(IMAGES, namespace, name)
+        image_region = (body.get("spec") or {}).get("region") if body is not None else None
+        if body is not None and image_region != spec.region:
+            if not strict:
+                return None
+            raise Blocked(
+                "RegionMismatch",
+                f"spec.imageRef: Image {name!r} is in {image_region}, the instance in {spec.region}",
+            )
+        image_id = image_ready(body) if body is not None else None
+        if image_id is None and strict:
+            # Only a launch waits; a running instance keeps running while its Image is briefly not Ready.
+            what = "does not exist" if body is None else "is not Ready"
+            raise Waiting("ImageNotReady", f"waiting for Image {name!r}, which {what}", on=dependency)
+        return image_id
+
+    async def _login(self, ctx: Context[Instance]) -> LoginSettings:
+        login = ctx.obj.spec.login_settings
+        if login.key_ids:
+            return LoginSettings(key_ids=tuple(login.key_ids))
+        if login.keep_image_login:
+            return LoginSettings(keep_image_login=True)
+        ref = login.password_secret_ref
+        assert ref is not None
+        data = await ctx.runtime.kube.secret_data(ctx.key.namespace, ref.name)
+        where = f"spec.loginSettings.passwordSecretRef: Secret {ref.name!r}"
+        if data is None:
+            raise Blocked("SecretNotFound", f"{where} not found")
+        try:
+            password = decode_secret_value(data, ref.key)
+        except ValueError as error:
+            raise Blocked("InvalidSecret", f"{where}: {error}") from error
+        if password is None:
+            raise Blocked("SecretKeyNotFound", f"{where} has no key {ref.key!r}")
+        return LoginSettings(password=password)
 
     async def create(self, ctx: Context[Instance]) -> dict[str, Any]:
-        return {}
+        spec = ctx.obj.spec
+        image_id = await self._desired_image(ctx, strict=True)
+        assert image_id is not None
+        instance_id = await ctx.api.run_instances(
+            client_token=ctx.uid,
+            zone=spec.zone,
+            image_id=image_id,
+            instance_type=spec.instance_type,
+            name=spec.instance_name or str(ctx.obj.metadata.name),
+            host_name=spec.host_name,
+            system_disk=SystemDisk(disk_type=spec.system_disk.disk_type, size_gb=spec.system_disk.size_gb),
+            login=await self._login(ctx),
+            tags=desired_tags(spec, ctx.uid),
+        )
+        return {"instance_id": instance_id, "image_id": image_id, "zone": spec.zone}
+
+    async def update(self, ctx: Context[Instance], observation: Observation) -> None:
+        instance, verdict, desired_image = observation.resource
+        assert isinstance(instance, CloudInstance) and isinstance(verdict, Verdict)
+        if verdict.action == "start":
+            await ctx.api.start_instances([instance.instance_id])
+        elif verdict.action == "stop":
+            await ctx.api.stop_instances([instance.instance_id])
+        elif verdict.action == "reset":
+            await self._reset(ctx, instance, str(desired_image))
+
+    async def _reset(self, ctx: Context[Instance], instance: CloudInstance, image_id: str) -> None:
+        spec = ctx.obj.spec
+        meta = ctx.body["metadata"]
+        try:
+            # Recorded first: if the reinstall fails, the next passes report it instead of retrying it.
+            await ctx.runtime.kube.patch_annotations(
+                INSTANCES, ctx.key.namespace, ctx.key.name, {RESET_IMAGE_ANNOTATION: image_id},
+                str(meta["resourceVersion"]),
+            )  # fmt: skip
+        except Conflict as error:
+            raise Waiting("ObjectChanged", "the object changed while being reconciled; looking again") from error
+        await ctx.api.reset_instance(
+            instance.instance_id,
+            image_id=image_id,
+            login=await self._login(ctx),
+            host_name=spec.host_name,
+            system_disk=SystemDisk(size_gb=spec.system_disk.size_gb),
+        )
 
     async def delete(self, ctx: Context[Instance], observation: Observation) -> Waiting | None:
-        return None
+        instance_id = str(observation.status.get("instance_id"))
+        if observation.cloud_state == INSTANCE_TERMINATING:
+            return Waiting("Terminating", f"instance {instance_id} is being terminated", phase="Deleting")
+        try:
+            await ctx.api.terminate_instances([instance_id])
+        except CloudError as error:
+            if error.not_found:
+                return None
+            if error.transient:
+                return Waiting(error.reason, f"instance {instance_id}: {error}", phase="Deleting")
+            raise
+        return Waiting("Terminating", f"terminating instance {instance_id}", phase="Deleting")

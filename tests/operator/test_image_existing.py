@@ -1,0 +1,63 @@
+"""Images observed through source.existing: public by lookup, marketplace by id; never changed or deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.operator import REGION, WORDPRESS, cloud_call, image, status
+from tests.support.emulator import EmulatorProcess, sdk_client
+from tests.support.kube import kubectl
+from tests.support.operator import Objects, OperatorProcess
+
+
+def existing(name: str, **source: Any) -> dict[str, Any]:
+    return {"kind": "Image", "metadata": {"name": name}, "spec": {"region": REGION, "source": {"existing": source}}}
+
+
+def test_public_and_marketplace_images_are_adopted_and_never_deleted(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
+) -> None:
+    objects.create("images", existing("ubuntu", lookup={"imageType": "PUBLIC_IMAGE", "platform": "Ubuntu"}))
+    objects.create("images", existing("wordpress", imageId=WORDPRESS))
+    objects.create("images", existing("centos7", lookup={"imageType": "PUBLIC_IMAGE", "name": "CentOS 7.6 64位"}))
+    kubectl("wait", "--for=condition=Ready", "--timeout=60s", "-n", namespace, "images/ubuntu", "images/wordpress")
+
+    client = sdk_client(emulator)
+    ubuntu_images = cloud_call(client, "DescribeImages", {
+        "Filters": [{"Name": "image-type", "Values": ["PUBLIC_IMAGE"]}, {"Name": "platform", "Values": ["Ubuntu"]}],
+    })["ImageSet"]  # fmt: skip
+    newest_ubuntu = max(ubuntu_images, key=lambda one: (one["CreatedTime"], one["ImageId"]))
+    ubuntu = status(objects.get("images", "ubuntu"))
+    assert ubuntu["imageId"] == newest_ubuntu["ImageId"]
+    assert ubuntu["imageType"] == "Public" and ubuntu["owner"] == "tencent" and ubuntu["platform"] == "Ubuntu"
+
+    wordpress = status(objects.get("images", "wordpress"))
+    assert wordpress["imageId"] == WORDPRESS and wordpress["imageType"] == "Marketplace"
+    assert wordpress["phase"] == "Available" and wordpress["cloudState"] == "NORMAL"
+
+    centos = status(objects.wait_condition("images", "centos7"))
+    assert centos["imageId"] == "img-9qabwvbn" and centos["osName"] == "CentOS 7.6 64位"
+
+    deletes_before = emulator.request_count("DeleteImages")
+    modifies_before = emulator.request_count("ModifyImageAttribute")
+    for name in ("ubuntu", "wordpress", "centos7"):
+        objects.delete("images", name)
+        objects.wait_gone("images", name)
+        assert any(event.reason == "Retained" for event in objects.events(name))
+    assert emulator.request_count("DeleteImages") == deletes_before == 0
+    assert emulator.request_count("ModifyImageAttribute") == modifies_before == 0
+    for image_id in (ubuntu["imageId"], WORDPRESS, "img-9qabwvbn"):
+        assert (image(client, image_id) or {}).get("ImageState") == "NORMAL"
+
+
+def test_missing_existing_images_are_stalled_not_found(operator: OperatorProcess, objects: Objects) -> None:
+    objects.create("images", existing("no-such-id", imageId="img-zzzzzzzz"))
+    objects.create("images", existing("no-match", lookup={"imageType": "MARKET_IMAGE", "name": "Nothing Like It"}))
+    by_id = objects.wait_condition("images", "no-such-id", "Stalled", "True", reason="NotFound")
+    assert status(by_id)["phase"] == "Failed"
+    assert "img-zzzzzzzz" in (objects.condition("images", "no-such-id", "Stalled") or {})["message"]
+    objects.wait_condition("images", "no-match", "Stalled", "True", reason="NotFound")
+    assert "Nothing Like It" in (objects.condition("images", "no-match", "Stalled") or {})["message"]
+    for name in ("no-such-id", "no-match"):
+        objects.delete("images", name)
+        objects.wait_gone("images", name)
