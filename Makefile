@@ -29,6 +29,7 @@ test: setup lint
 
 crds: $(STAMP)
 	$(VENV)/bin/cvm-operator crds --output-dir crds
+	$(VENV)/bin/cvm-operator crds --output-dir manifests/crds
 
 demo: setup
 	$(PY) hack/demo.py

@@ -557,6 +557,7 @@ class Demo:
             console_script("cvm-operator"), "run", "--all-namespaces", "--standalone",
             "--endpoint", endpoint, "--poll-interval", "2",
             "--metrics-port", str(metrics_port), "--health-port", str(health_port),
+            "--bind-address", "127.0.0.1",
         ]  # fmt: skip
         env = dict(
             self.env,

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port (0 disables)")
     parser.add_argument("--health-port", type=int, default=8081, help="liveness /healthz port (0 disables)")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--bind-address", default="0.0.0.0", help="address of the metrics and health endpoints (127.0.0.1 locally)"
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -87,7 +90,7 @@ async def operate(args: argparse.Namespace, stop_flag: asyncio.Event | None = No
 
     runtime = build_runtime(args)
     memo = kopf.Memo(runtime=runtime, reconcilers={plural: cls(runtime) for plural, cls in RECONCILERS.items()})
-    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    liveness = f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
     logger.info(
         "cvm-operator starting: endpoint=%s poll-interval=%ss namespaces=%s",
         runtime.config.endpoint or "Tencent Cloud",
@@ -115,6 +118,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(args.verbose, args.log_format)
     if args.metrics_port:
-        prometheus_client.start_http_server(args.metrics_port)
+        prometheus_client.start_http_server(args.metrics_port, addr=args.bind_address)
     asyncio.run(operate(args))
     return 0

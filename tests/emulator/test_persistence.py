@@ -46,7 +46,7 @@ def test_restart_in_the_middle_of_a_copy_keeps_state(emulator_factory: Any) -> N
     image_id = custom_image(owner, instance_id, name="golden")
     call(owner, "ModifyImageSharePermission", ImageId=image_id, AccountIds=["200000000002"], Permission="SHARE")
     # Slow the clock so the copy (180 s realistic) takes several seconds, then copy.
-    process.clock = "0.03"
+    process.clock = "0.02"
     process.restart()
     copy_id = call(owner, "SyncImages", ImageIds=[image_id], DestinationRegions=["ap-shanghai"],
                    ImageSetRequired=True).ImageSet[0].ImageId

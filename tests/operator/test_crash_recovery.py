@@ -15,11 +15,14 @@ from tests.support.operator import Objects, OperatorProcess, wait_for
 CRASH_ENV = "CVM_OPERATOR_CRASH_AFTER"
 
 
-def crash_then_recover(process: OperatorProcess, crashed_after: str) -> None:
+def wait_for_crash(process: OperatorProcess, crashed_after: str) -> None:
     assert process.process is not None
     wait_for(lambda: process.process is not None and process.process.poll() is not None, 60, "the operator to crash")
     assert process.process.returncode == 86
     assert f"crash point {crashed_after}" in process.log()
+
+
+def restart_without_hook(process: OperatorProcess) -> None:
     process.env.pop(CRASH_ENV)
     process.start()
 
@@ -36,8 +39,10 @@ def test_crash_after_create_adopts_instead_of_creating_again(
 
     process = operator_factory([namespace], extra_env={CRASH_ENV: "create:Image"})
     image_uid = objects.create("images", import_image_body("golden", disk_server.url("disk.qcow2")))["metadata"]["uid"]
-    crash_then_recover(process, "create:Image")
+    wait_for_crash(process, "create:Image")
     assert "imageId" not in status(objects.get("images", "golden"))  # the status write never happened
+    assert len(images_tagged(client, image_uid)) == 1
+    restart_without_hook(process)
     ready = status(objects.wait_condition("images", "golden"))
     (cloud_image,) = images_tagged(client, image_uid)
     assert cloud_image["ImageId"] == ready["imageId"]
@@ -49,8 +54,10 @@ def test_crash_after_create_adopts_instead_of_creating_again(
     instance_uid = objects.create("instances", instance_body("web", image_ref="golden", loginSettings={
         "keepImageLogin": True,
     }))["metadata"]["uid"]  # fmt: skip
-    crash_then_recover(process, "create:Instance")
+    wait_for_crash(process, "create:Instance")
     assert "instanceId" not in status(objects.get("instances", "web"))
+    assert len(instances_tagged(client, instance_uid)) == 1
+    restart_without_hook(process)
     running = status(objects.wait_condition("instances", "web"))
     (cloud_instance,) = instances_tagged(client, instance_uid)
     assert cloud_instance["InstanceId"] == running["instanceId"] and running["imageId"] == ready["imageId"]

@@ -86,8 +86,8 @@ def test_copy_to_regions_tracks_progress_and_makes_usable_image_objects(
     wait_for(
         lambda: (
             copies(objects, "golden-copies")["ap-tokyo"].get("cloudState") == "NORMAL"
-            and objects.condition("imagecopies", "golden-copies", "Ready")["status"] == "True"
-        ),  # type: ignore[index]
+            and (objects.condition("imagecopies", "golden-copies", "Ready") or {}).get("status") == "True"
+        ),
         60,
         "the ImageCopy Ready with the ap-tokyo copy",
     )

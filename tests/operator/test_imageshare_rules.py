@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 from tests.operator.test_imagecopy import copy_body
 from tests.operator.test_imageshare import (
@@ -105,9 +106,10 @@ def test_copy_rule_violations_stall_without_repeated_calls(
     assert "spec.encrypt" in objects.condition("imagecopies", "same-region", "Stalled")["message"]  # type: ignore[index]
     assert_no_calls_in_a_loop(emulator, operator)
     assert emulator.request_count("SyncImages") == 0
-    assert (
+    listed = cast(
+        dict[str, Any],
         objects.custom.list_namespaced_custom_object(
             "cvm.operator.dev", "v1alpha1", objects.namespace, "images", label_selector="cvm.operator.dev/image-copy"
-        )["items"]
-        == []
+        ),
     )
+    assert listed["items"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import kubernetes
+from tencentcloud.cvm.v20170312 import cvm_client
 
 from tests.operator import UBUNTU, cloud_call, image, instance, instance_body, instances_tagged, status
 from tests.support.emulator import EmulatorProcess, sdk_client
@@ -12,8 +13,9 @@ from tests.support.kube import kubectl
 from tests.support.operator import Objects, OperatorProcess, wait_for
 
 
-def cloud_state(client: object, instance_id: str) -> str | None:
-    return (instance(client, instance_id) or {}).get("InstanceState")  # type: ignore[arg-type]
+def cloud_state(client: cvm_client.CvmClient, instance_id: str) -> str | None:
+    state = (instance(client, instance_id) or {}).get("InstanceState")
+    return str(state) if state else None
 
 
 def test_instance_lifecycle_power_state_custom_image_and_reimage(

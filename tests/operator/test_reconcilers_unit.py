@@ -149,7 +149,7 @@ def test_newest_image_wins_with_a_stable_tie_break() -> None:
 
 
 def test_sharing_message_names_accounts_and_share_objects() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"metadata": {"name": "by-ref"}, "spec": {"imageRef": {"name": "golden"}}},
         {"metadata": {"name": "by-id"}, "spec": {"imageId": "img-zzzzzzzz"}, "status": {"imageId": "img-abcdefgh"}},
         {"metadata": {"name": "other"}, "spec": {"imageRef": {"name": "another"}}},

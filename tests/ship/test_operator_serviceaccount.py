@@ -32,6 +32,7 @@ class ServiceAccountOperator:
             sys.executable, "-m", "cvm_operator", "run", "--all-namespaces", "--standalone",
             "--endpoint", endpoint, "--poll-interval", "1", "--log-format", "json",
             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+            "--bind-address", "127.0.0.1",
         ]  # fmt: skip
         env = dict(
             os.environ,

@@ -64,6 +64,7 @@ class OperatorProcess:
             sys.executable, "-m", "cvm_operator", "run", *scope, "--standalone", "--verbose",
             "--endpoint", self.endpoint, "--poll-interval", str(self.poll_interval),
             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+            "--bind-address", "127.0.0.1",
         ]  # fmt: skip
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)

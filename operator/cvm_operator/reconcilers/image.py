@@ -25,6 +25,7 @@ from cvm_operator.cloud.resources import (
     IMAGE_SYNCING,
 )
 from cvm_operator.reconcilers.base import (
+    CREATE_PENDING,
     UID_TAG,
     Blocked,
     Context,
@@ -318,6 +319,8 @@ class ImageReconciler(ManagedReconciler[Image]):
         """The image this object made: by status id, else by the UID tag (a create whose id was lost)."""
         if ctx.obj.status.image_id:
             return await ctx.api.describe_image(ctx.obj.status.image_id)
+        if ctx.annotation(CREATE_PENDING) is None:
+            return None  # no create was ever attempted: nothing to search for
         return newest(await ctx.api.find_images({f"tag:{UID_TAG}": [ctx.uid]}))
 
     def _check_name(self, ctx: Context[Image]) -> None:

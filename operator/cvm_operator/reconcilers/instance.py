@@ -29,6 +29,7 @@ from cvm_operator.cloud.resources import (
 from cvm_operator.kube import Conflict
 from cvm_operator.reconcilers.base import (
     ANNOTATION_PREFIX,
+    CREATE_PENDING,
     UID_TAG,
     Blocked,
     Context,
@@ -238,6 +239,8 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         """The instance this object launched: by status id, else by the UID tag (a launch whose id was lost)."""
         if ctx.obj.status.instance_id:
             return await ctx.api.describe_instance(ctx.obj.status.instance_id)
+        if ctx.annotation(CREATE_PENDING) is None:
+            return None  # no launch was ever attempted: nothing to search for
         found = await ctx.api.find_instances({f"tag:{UID_TAG}": [ctx.uid]})
         return max(found, key=lambda one: (one.created_time or "", one.instance_id)) if found else None
 
