@@ -15,6 +15,7 @@ def test_instance_waits_for_its_image_then_launches(
     assert "later" in (objects.condition("instances", "waiter", "Ready") or {})["message"]
     assert status(waiting)["phase"] == "Pending"
     assert emulator.request_count("RunInstances") == 0
+    assert emulator.request_count("DescribeInstances") == 0  # waiting costs no cloud calls
 
     objects.create("images", {"kind": "Image", "metadata": {"name": "later"}, "spec": {
         "region": "ap-guangzhou", "source": {"existing": {"imageId": UBUNTU}},
