@@ -22,6 +22,7 @@ controlplane: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check operator emulator tests hack benchmarks
+	$(VENV)/bin/ruff format --check operator emulator tests hack benchmarks
 	$(VENV)/bin/mypy
 
 test: setup lint

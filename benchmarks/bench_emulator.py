@@ -51,9 +51,15 @@ def cpu_seconds(pid: int) -> float:
 
 def describe_request(offset: int) -> models.DescribeImagesRequest:
     req = models.DescribeImagesRequest()
-    req.from_json_string(json.dumps({
-        "Filters": [{"Name": "image-type", "Values": ["PRIVATE_IMAGE"]}], "Limit": 20, "Offset": offset,
-    }))
+    req.from_json_string(
+        json.dumps(
+            {
+                "Filters": [{"Name": "image-type", "Values": ["PRIVATE_IMAGE"]}],
+                "Limit": 20,
+                "Offset": offset,
+            }
+        )
+    )
     return req
 
 
@@ -84,8 +90,9 @@ async def seed_images(process: EmulatorProcess, count: int, concurrency: int) ->
     return time.perf_counter() - started
 
 
-async def _client_load(host_port: str, secret: tuple[str, str], duration: float, concurrency: int,
-                       total_images: int, keep_alive: bool) -> tuple[int, int, list[float]]:
+async def _client_load(
+    host_port: str, secret: tuple[str, str], duration: float, concurrency: int, total_images: int, keep_alive: bool
+) -> tuple[int, int, list[float]]:
     profile = ClientProfile(httpProfile=HttpProfile(endpoint=host_port, protocol="http", keepAlive=keep_alive))
     deadline = time.perf_counter() + duration
     ok = errors = 0
@@ -127,8 +134,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of DescribeImages load")
     parser.add_argument("--client-processes", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent requests per client process")
-    parser.add_argument("--no-keep-alive", action="store_true",
-                        help="open a connection per request (the SDK's default) instead of reusing them")
+    parser.add_argument(
+        "--no-keep-alive",
+        action="store_true",
+        help="open a connection per request (the SDK's default) instead of reusing them",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON to this path")
     args = parser.parse_args()
 
@@ -143,8 +153,14 @@ def main() -> int:
             seed_seconds = asyncio.run(seed_images(process, args.images, concurrency=10))
             seeded = rss_kib(pid)
             account = process.accounts[0]
-            load_args = (process.host_port, (account.secret_id, account.secret_key), args.duration,
-                         args.concurrency, args.images, not args.no_keep_alive)
+            load_args = (
+                process.host_port,
+                (account.secret_id, account.secret_key),
+                args.duration,
+                args.concurrency,
+                args.images,
+                not args.no_keep_alive,
+            )
             cpu_before = cpu_seconds(pid)
             started = time.perf_counter()
             with multiprocessing.get_context("spawn").Pool(args.client_processes) as pool:

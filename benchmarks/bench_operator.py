@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 
@@ -87,7 +87,9 @@ def main() -> int:
         config = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(config_file=str(plane.kubeconfig), client_configuration=config)
         api = kubernetes.client.ApiClient(config)
-        kubernetes.client.CoreV1Api(api).create_namespace({"metadata": {"name": "bench"}})
+        kubernetes.client.CoreV1Api(api).create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name="bench"))
+        )
         objects = Objects(api, "bench")
         account = emulator.accounts[0]
         operator = OperatorProcess(
@@ -103,15 +105,14 @@ def main() -> int:
             objects.create("instances", instance(f"bench-{index:04d}"))
 
         def all_ready() -> bool:
-            items = objects.custom.list_namespaced_custom_object("cvm.operator.dev", "v1alpha1", "bench", "instances")[
-                "items"
-            ]
+            listed = objects.custom.list_namespaced_custom_object("cvm.operator.dev", "v1alpha1", "bench", "instances")
+            items: list[dict[str, Any]] = cast(dict[str, Any], listed)["items"]
             ready = [
                 item for item in items
                 if any(c["type"] == "Ready" and c["status"] == "True"
                        for c in (item.get("status") or {}).get("conditions", []))
             ]  # fmt: skip
-            return len(ready) == args.objects
+            return bool(len(ready) == args.objects)
 
         wait_for(all_ready, timeout=600, what=f"{args.objects} instances Ready")
         launch_seconds = time.monotonic() - started

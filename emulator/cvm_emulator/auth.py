@@ -37,22 +37,34 @@ class SignedRequest:
 
 def canonical_request(req: SignedRequest, signed_headers: list[str], payload_hash: str) -> str:
     canonical_headers = "".join(f"{name}:{req.headers.get(name, '').strip()}\n" for name in signed_headers)
-    return "\n".join([
-        req.method.upper(), req.path or "/", req.query, canonical_headers, ";".join(signed_headers), payload_hash,
-    ])
+    return "\n".join(
+        [
+            req.method.upper(),
+            req.path or "/",
+            req.query,
+            canonical_headers,
+            ";".join(signed_headers),
+            payload_hash,
+        ]
+    )
 
 
-def signature_for(secret_key: str, req: SignedRequest, timestamp: int, date: str,
-                  signed_headers: list[str], service: str = SERVICE) -> str:
+def signature_for(
+    secret_key: str, req: SignedRequest, timestamp: int, date: str, signed_headers: list[str], service: str = SERVICE
+) -> str:
     if req.headers.get("x-tc-content-sha256") == "UNSIGNED-PAYLOAD":
         payload_hash = hashlib.sha256(b"UNSIGNED-PAYLOAD").hexdigest()
     else:
         payload_hash = hashlib.sha256(req.body).hexdigest()
     canonical = canonical_request(req, signed_headers, payload_hash)
-    string_to_sign = "\n".join([
-        ALGORITHM, str(timestamp), f"{date}/{service}/tc3_request",
-        hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
-    ])
+    string_to_sign = "\n".join(
+        [
+            ALGORITHM,
+            str(timestamp),
+            f"{date}/{service}/tc3_request",
+            hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        ]
+    )
     return str(Sign.sign_tc3(secret_key, date, service, string_to_sign))
 
 
@@ -63,29 +75,36 @@ def authenticate(req: SignedRequest, accounts_by_secret_id: Mapping[str, Account
         raise ApiError("AuthFailure.SignatureFailure", "The request is missing the Authorization header.")
     match = _AUTH_RE.match(authorization.strip())
     if match is None:
-        raise ApiError("AuthFailure.SignatureFailure",
-                       "The Authorization header is not a valid TC3-HMAC-SHA256 authorization.")
+        raise ApiError(
+            "AuthFailure.SignatureFailure", "The Authorization header is not a valid TC3-HMAC-SHA256 authorization."
+        )
     raw_timestamp = req.headers.get("x-tc-timestamp", "")
     if not raw_timestamp.isdigit():
         raise ApiError("MissingParameter", "The request is missing a valid X-TC-Timestamp header.")
     timestamp = int(raw_timestamp)
     if abs(now - timestamp) > MAX_CLOCK_SKEW_SECONDS:
-        raise ApiError("AuthFailure.SignatureExpire",
-                       f"Signature expired, timestamp {timestamp} is more than {MAX_CLOCK_SKEW_SECONDS}s away "
-                       f"from the server time {int(now)}.")
+        raise ApiError(
+            "AuthFailure.SignatureExpire",
+            f"Signature expired, timestamp {timestamp} is more than {MAX_CLOCK_SKEW_SECONDS}s away "
+            f"from the server time {int(now)}.",
+        )
     account = accounts_by_secret_id.get(match["secret_id"])
     if account is None:
-        raise ApiError("AuthFailure.SecretIdNotFound",
-                       "The SecretId is not found, please ensure that your SecretId is correct.")
+        raise ApiError(
+            "AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct."
+        )
     signed_headers = match["signed"].split(";")
     if "host" not in signed_headers or "content-type" not in signed_headers:
         raise ApiError("AuthFailure.SignatureFailure", "SignedHeaders must include content-type and host.")
     date = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
     if match["date"] != date or match["service"] != SERVICE:
-        raise ApiError("AuthFailure.SignatureFailure",
-                       "The credential scope does not match the request date or service.")
+        raise ApiError(
+            "AuthFailure.SignatureFailure", "The credential scope does not match the request date or service."
+        )
     expected = signature_for(account.secret_key, req, timestamp, date, signed_headers)
     if not hmac.compare_digest(expected, match["signature"]):
-        raise ApiError("AuthFailure.SignatureFailure",
-                       "The provided credentials could not be validated. Please check your signature is correct.")
+        raise ApiError(
+            "AuthFailure.SignatureFailure",
+            "The provided credentials could not be validated. Please check your signature is correct.",
+        )
     return account

@@ -106,8 +106,7 @@ def _region(entry: dict[str, Any]) -> Region:
     for number in entry["zones"]:
         zone_name, zone_name_en = _zone_names(name, name_en, int(number))
         zones.append(
-            Zone(f"{region_id}-{number}", zone_name, zone_name_en, str(int(entry["zoneBase"]) + int(number)),
-                 region_id)
+            Zone(f"{region_id}-{number}", zone_name, zone_name_en, str(int(entry["zoneBase"]) + int(number)), region_id)
         )
     return Region(region_id, name, name_en, tuple(zones))
 
@@ -129,20 +128,39 @@ def load_catalogue(region_filter: list[Any] | None = None) -> Catalogue:
                 chosen[region.region] = region
         regions = chosen
     types = {
-        t["type"]: InstanceType(t["type"], int(t["cpu"]), int(t["memory"]), t["arch"])
-        for t in data["instanceTypes"]
+        t["type"]: InstanceType(t["type"], int(t["cpu"]), int(t["memory"]), t["arch"]) for t in data["instanceTypes"]
     }
     images: list[CatalogueImage] = []
     for e in data["publicImages"]:
-        images.append(CatalogueImage(
-            e["id"], PUBLIC_IMAGE, e["name"], e["name"], e["platform"], e.get("arch", "x86_64"), int(e["size"]),
-            e.get("description", e["name"]), e.get("family", ""), bool(e.get("cloudinit", True)),
-        ))
+        images.append(
+            CatalogueImage(
+                e["id"],
+                PUBLIC_IMAGE,
+                e["name"],
+                e["name"],
+                e["platform"],
+                e.get("arch", "x86_64"),
+                int(e["size"]),
+                e.get("description", e["name"]),
+                e.get("family", ""),
+                bool(e.get("cloudinit", True)),
+            )
+        )
     for e in data["marketImages"]:
-        images.append(CatalogueImage(
-            e["id"], MARKET_IMAGE, e["name"], e["osName"], e["platform"], e.get("arch", "x86_64"), int(e["size"]),
-            e.get("description", e["name"]), e.get("family", ""), bool(e.get("cloudinit", True)),
-        ))
+        images.append(
+            CatalogueImage(
+                e["id"],
+                MARKET_IMAGE,
+                e["name"],
+                e["osName"],
+                e["platform"],
+                e.get("arch", "x86_64"),
+                int(e["size"]),
+                e.get("description", e["name"]),
+                e.get("family", ""),
+                bool(e.get("cloudinit", True)),
+            )
+        )
     import_os: dict[str, ImportOs] = {}
     for kind in ("linux", "windows"):
         for e in data["importOs"][kind]:
@@ -172,8 +190,17 @@ def load_config(path: Path | None) -> EmulatorConfig:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: the config must be a mapping")
-    known = {"accounts", "regions", "clock", "imageQuota", "shareLimit", "failRate", "latencyMs",
-             "enforceRateLimits", "rateLimits"}
+    known = {
+        "accounts",
+        "regions",
+        "clock",
+        "imageQuota",
+        "shareLimit",
+        "failRate",
+        "latencyMs",
+        "enforceRateLimits",
+        "rateLimits",
+    }
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")

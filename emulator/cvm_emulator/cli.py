@@ -30,8 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clock", help="fast, realistic, or a factor applied to realistic durations")
     parser.add_argument("--fail-rate", type=float, help="fraction of API calls answered InternalError")
     parser.add_argument("--latency-ms", type=float, help="delay added to every API answer")
-    parser.add_argument("--enforce-rate-limits", action="store_true", default=None,
-                        help="answer RequestLimitExceeded above the documented per-action limits")
+    parser.add_argument(
+        "--enforce-rate-limits",
+        action="store_true",
+        default=None,
+        help="answer RequestLimitExceeded above the documented per-action limits",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -63,8 +67,11 @@ async def serve(args: argparse.Namespace) -> None:
         tmp = args.port_file.with_name(args.port_file.name + ".tmp")
         tmp.write_text(str(port), encoding="utf-8")
         os.replace(tmp, args.port_file)
-    print(f"cvm-emulator listening on http://{args.host}:{port} (db {args.db}, clock {clock.name}, "
-          f"{len(config.accounts)} accounts)", flush=True)
+    print(
+        f"cvm-emulator listening on http://{args.host}:{port} (db {args.db}, clock {clock.name}, "
+        f"{len(config.accounts)} accounts)",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -77,8 +84,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         asyncio.run(serve(args))
     except (ValueError, OSError) as exc:

@@ -26,20 +26,25 @@ def parse_filters(raw: Sequence[dict[str, Any]] | None, allowed: frozenset[str])
     if not raw:
         return []
     if len(raw) > MAX_FILTERS:
-        raise ApiError("InvalidFilterValue.LimitExceeded",
-                       f"At most {MAX_FILTERS} filters are allowed per request, got {len(raw)}.")
+        raise ApiError(
+            "InvalidFilterValue.LimitExceeded",
+            f"At most {MAX_FILTERS} filters are allowed per request, got {len(raw)}.",
+        )
     result = []
     for item in raw:
         name = str(item["Name"])
         values = tuple(str(v) for v in item["Values"])
         if len(values) > MAX_FILTER_VALUES:
-            raise ApiError("InvalidFilterValue.LimitExceeded",
-                           f"At most {MAX_FILTER_VALUES} values are allowed per filter, `{name}` has {len(values)}.")
+            raise ApiError(
+                "InvalidFilterValue.LimitExceeded",
+                f"At most {MAX_FILTER_VALUES} values are allowed per filter, `{name}` has {len(values)}.",
+            )
         if not values:
             raise ApiError("InvalidFilter", f"The filter `{name}` needs at least one value.")
         if name not in allowed and not (name.startswith("tag:") and len(name) > 4 and "tag:" in allowed):
-            raise ApiError("InvalidFilter", f"The filter `{name}` is not supported; supported: "
-                                            f"{', '.join(sorted(allowed))}.")
+            raise ApiError(
+                "InvalidFilter", f"The filter `{name}` is not supported; supported: {', '.join(sorted(allowed))}."
+            )
         result.append(Filter(name, values))
     return result
 
@@ -81,8 +86,9 @@ def fuzzy(column: str) -> ColumnRule:
     return lambda values: _fuzzy(column, values)
 
 
-def build_where(filters: Sequence[Filter], rules: dict[str, ColumnRule], tag_table: str,
-                tag_join: str) -> tuple[list[str], list[Any]]:
+def build_where(
+    filters: Sequence[Filter], rules: dict[str, ColumnRule], tag_table: str, tag_join: str
+) -> tuple[list[str], list[Any]]:
     """SQL conditions for ``filters``; ``tag_join`` ties the tag table row to the resource row."""
     clauses: list[str] = []
     params: list[Any] = []

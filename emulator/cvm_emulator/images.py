@@ -26,16 +26,26 @@ IMPORT_ARCHITECTURES = ("x86_64", "i386", "arm_64")
 LICENSE_TYPES = ("TencentCloud", "BYOL")
 BOOT_MODES = ("Legacy BIOS", "UEFI")
 
-IMAGE_FILTERS = frozenset({
-    "image-id", "image-type", "image-name", "platform", "tag-key", "tag-value", "tag:",
-    "image-family", "image-state",
-})
+IMAGE_FILTERS = frozenset(
+    {
+        "image-id",
+        "image-type",
+        "image-name",
+        "platform",
+        "tag-key",
+        "tag-value",
+        "tag:",
+        "image-family",
+        "image-state",
+    }
+)
 
 # The caller-relative type: another account's custom image is SHARED_IMAGE to the caller.
 _TYPE_SQL = "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ? THEN 'SHARED_IMAGE' ELSE i.image_type END"
 # The same with the caller as ?1 and the region as ?2, for queries that bind further parameters by position.
 _TYPE_SQL_NUMBERED = (
-    "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ?1 THEN 'SHARED_IMAGE' ELSE i.image_type END")
+    "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ?1 THEN 'SHARED_IMAGE' ELSE i.image_type END"
+)
 _VISIBLE_SQL_NUMBERED = (
     "i.region = ?2 AND (i.image_type != 'PRIVATE_IMAGE' OR i.owner = ?1 OR EXISTS ("
     "SELECT 1 FROM image_shares s WHERE s.image_id = i.image_id AND s.region = i.region AND s.account_id = ?1))"
@@ -47,6 +57,7 @@ _VISIBLE_SQL = (
 
 
 # ---------------------------------------------------------------- validation helpers
+
 
 def check_image_id(image_id: str) -> None:
     if not IMAGE_ID_RE.match(image_id):
@@ -62,14 +73,17 @@ def check_name(name: str, member: str = "ImageName") -> None:
 
 def check_description(description: str | None) -> None:
     if description is not None and len(description) > MAX_DESCRIPTION:
-        raise ApiError("InvalidParameterValue.TooLarge",
-                       f"`ImageDescription` must be at most {MAX_DESCRIPTION} characters.")
+        raise ApiError(
+            "InvalidParameterValue.TooLarge", f"`ImageDescription` must be at most {MAX_DESCRIPTION} characters."
+        )
 
 
 def check_family(family: str | None) -> None:
     if family is not None and family != "" and not FAMILY_RE.match(family):
-        raise ApiError("InvalidParameterValue.InvalidImageFamily",
-                       f"`ImageFamily` {family!r} must be 1-60 letters, digits, '.', '_' or '-'.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageFamily",
+            f"`ImageFamily` {family!r} must be 1-60 letters, digits, '.', '_' or '-'.",
+        )
 
 
 def parse_bool_string(value: str | None, member: str) -> bool:
@@ -77,7 +91,7 @@ def parse_bool_string(value: str | None, member: str) -> bool:
         return False
     lowered = value.lower()
     if lowered not in ("true", "false"):
-        raise ApiError("InvalidParameterValue", f"`{member}` must be \"true\" or \"false\", got {value!r}.")
+        raise ApiError("InvalidParameterValue", f'`{member}` must be "true" or "false", got {value!r}.')
     return lowered == "true"
 
 
@@ -86,8 +100,10 @@ def parse_tags(specs: Sequence[dict[str, Any]] | None, resource_type: str) -> li
     tags: dict[str, str] = {}
     for spec in specs or ():
         if spec["ResourceType"] != resource_type:
-            raise ApiError("InvalidParameterValue",
-                           f"`TagSpecification.ResourceType` must be `{resource_type}`, got {spec['ResourceType']!r}.")
+            raise ApiError(
+                "InvalidParameterValue",
+                f"`TagSpecification.ResourceType` must be `{resource_type}`, got {spec['ResourceType']!r}.",
+            )
         for tag in spec["Tags"]:
             key, value = str(tag["Key"]), str(tag["Value"])
             if not key or len(key) > 127:
@@ -104,12 +120,12 @@ def parse_tags(specs: Sequence[dict[str, Any]] | None, resource_type: str) -> li
 
 # ---------------------------------------------------------------- queries
 
+
 def visible_image(emu: Emulator, call: Call, image_id: str, region: str | None = None) -> sqlite3.Row | None:
     """The image as the caller sees it in ``region`` (default: the request region), or None."""
     row: sqlite3.Row | None = emu.store.conn.execute(
         f"SELECT i.*, {_TYPE_SQL} AS visible_type FROM images i WHERE i.image_id = ? AND {_VISIBLE_SQL}",
-        (call.account.account_id, image_id, region or call.region, call.account.account_id,
-         call.account.account_id),
+        (call.account.account_id, image_id, region or call.region, call.account.account_id, call.account.account_id),
     ).fetchone()
     return row
 
@@ -121,15 +137,18 @@ def usable_image(emu: Emulator, call: Call, image_id: str) -> sqlite3.Row:
     if row is None:
         raise ApiError("InvalidImageId.NotFound", f"The image `{image_id}` does not exist in {call.region}.")
     if row["state"] != "NORMAL":
-        raise ApiError("InvalidParameterValue.InvalidImageState",
-                       f"The image `{image_id}` is {row['state']}, not NORMAL.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageState", f"The image `{image_id}` is {row['state']}, not NORMAL."
+        )
     return row
 
 
 def _name_taken(conn: sqlite3.Connection, owner: str, region: str, name: str, except_id: str = "") -> bool:
     row = conn.execute(
         "SELECT 1 FROM images WHERE owner = ? AND region = ? AND image_type = 'PRIVATE_IMAGE' "
-        "AND image_name = ? AND image_id != ? LIMIT 1", (owner, region, name, except_id)).fetchone()
+        "AND image_name = ? AND image_id != ? LIMIT 1",
+        (owner, region, name, except_id),
+    ).fetchone()
     return row is not None
 
 
@@ -138,11 +157,12 @@ def _check_new_image(emu: Emulator, owner: str, region: str, name: str) -> None:
     if _name_taken(conn, owner, region, name):
         raise ApiError("InvalidImageName.Duplicate", f"An image named {name!r} already exists in {region}.")
     count = conn.execute(
-        "SELECT COUNT(*) FROM images WHERE owner = ? AND region = ? AND image_type = 'PRIVATE_IMAGE'",
-        (owner, region)).fetchone()[0]
+        "SELECT COUNT(*) FROM images WHERE owner = ? AND region = ? AND image_type = 'PRIVATE_IMAGE'", (owner, region)
+    ).fetchone()[0]
     if count >= emu.config.image_quota:
-        raise ApiError("ImageQuotaLimitExceeded",
-                       f"The custom image quota of {emu.config.image_quota} in {region} is used up.")
+        raise ApiError(
+            "ImageQuotaLimitExceeded", f"The custom image quota of {emu.config.image_quota} in {region} is used up."
+        )
 
 
 def _tags_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, str]]]:
@@ -152,7 +172,9 @@ def _tags_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict
     ids = sorted({k[0] for k in keys})
     rows = conn.execute(
         f"SELECT image_id, region, key, value FROM image_tags WHERE image_id IN ({', '.join('?' * len(ids))}) "
-        "ORDER BY key", ids).fetchall()
+        "ORDER BY key",
+        ids,
+    ).fetchall()
     for row in rows:
         result.setdefault((row["image_id"], row["region"]), []).append({"Key": row["key"], "Value": row["value"]})
     return result
@@ -194,13 +216,32 @@ def _snapshot(usage: str, size: int) -> dict[str, Any]:
     return {"SnapshotId": f"snap-{random_suffix()}", "DiskUsage": usage, "DiskSize": size}
 
 
-def _insert_image(emu: Emulator, call: Call, *, region: str, name: str, description: str, os_name: str,
-                  platform: str, architecture: str, size_gb: int, source: str, state: str,
-                  next_state: str | None, duration: float, family: str = "", license_type: str = "TencentCloud",
-                  boot_mode: str = "Legacy BIOS", cloudinit: bool = True, encrypted: bool = False,
-                  snapshots: list[dict[str, Any]] | None = None, import_url: str | None = None,
-                  import_force: bool = False, source_image_id: str | None = None,
-                  tags: Sequence[tuple[str, str]] = ()) -> str:
+def _insert_image(
+    emu: Emulator,
+    call: Call,
+    *,
+    region: str,
+    name: str,
+    description: str,
+    os_name: str,
+    platform: str,
+    architecture: str,
+    size_gb: int,
+    source: str,
+    state: str,
+    next_state: str | None,
+    duration: float,
+    family: str = "",
+    license_type: str = "TencentCloud",
+    boot_mode: str = "Legacy BIOS",
+    cloudinit: bool = True,
+    encrypted: bool = False,
+    snapshots: list[dict[str, Any]] | None = None,
+    import_url: str | None = None,
+    import_force: bool = False,
+    source_image_id: str | None = None,
+    tags: Sequence[tuple[str, str]] = (),
+) -> str:
     conn = emu.store.conn
     image_id = emu.store.new_id("img", "images", "image_id")
     due_at = call.now + duration
@@ -209,13 +250,37 @@ def _insert_image(emu: Emulator, call: Call, *, region: str, name: str, descript
         "architecture, size_gb, image_source, state, next_state, started_at, due_at, family, license_type, "
         "boot_mode, cloudinit, encrypted, snapshots, created_at, import_url, import_force, source_image_id) "
         "VALUES (?, ?, 'PRIVATE_IMAGE', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (image_id, region, call.account.account_id, name, description, os_name, platform, architecture, size_gb,
-         source, state, next_state, call.now, due_at, family, license_type, boot_mode, int(cloudinit),
-         int(encrypted), json.dumps(snapshots or [_snapshot("SYSTEM_DISK", size_gb)]), call.now, import_url,
-         int(import_force), source_image_id),
+        (
+            image_id,
+            region,
+            call.account.account_id,
+            name,
+            description,
+            os_name,
+            platform,
+            architecture,
+            size_gb,
+            source,
+            state,
+            next_state,
+            call.now,
+            due_at,
+            family,
+            license_type,
+            boot_mode,
+            int(cloudinit),
+            int(encrypted),
+            json.dumps(snapshots or [_snapshot("SYSTEM_DISK", size_gb)]),
+            call.now,
+            import_url,
+            int(import_force),
+            source_image_id,
+        ),
     )
-    conn.executemany("INSERT INTO image_tags (image_id, region, key, value) VALUES (?, ?, ?, ?)",
-                     [(image_id, region, k, v) for k, v in tags])
+    conn.executemany(
+        "INSERT INTO image_tags (image_id, region, key, value) VALUES (?, ?, ?, ?)",
+        [(image_id, region, k, v) for k, v in tags],
+    )
     if next_state is not None:
         emu.store.note_due(due_at)
     return image_id
@@ -223,12 +288,15 @@ def _insert_image(emu: Emulator, call: Call, *, region: str, name: str, descript
 
 # ---------------------------------------------------------------- actions
 
+
 def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     image_ids = params.get("ImageIds")
     raw_filters = params.get("Filters")
     if image_ids and raw_filters:
-        raise ApiError("InvalidParameter.InvalidParameterCoexistImageIdsFilters",
-                       "`ImageIds` and `Filters` cannot be specified at the same time.")
+        raise ApiError(
+            "InvalidParameter.InvalidParameterCoexistImageIdsFilters",
+            "`ImageIds` and `Filters` cannot be specified at the same time.",
+        )
     offset, limit = paging(params)
     caller = call.account.account_id
     clauses: list[str] = []
@@ -254,13 +322,15 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
         "image-state": exact("i.state"),
     }
     filter_clauses, filter_args = build_where(
-        filters, rules, "image_tags", "t.image_id = i.image_id AND t.region = i.region")
+        filters, rules, "image_tags", "t.image_id = i.image_id AND t.region = i.region"
+    )
     instance_type = params.get("InstanceType")
     if instance_type is not None:
         itype = emu.catalogue.instance_types.get(instance_type)
         if itype is None:
-            raise ApiError("InvalidParameterValue.InstanceTypeNotFound",
-                           f"The instance type `{instance_type}` does not exist.")
+            raise ApiError(
+                "InvalidParameterValue.InstanceTypeNotFound", f"The instance type `{instance_type}` does not exist."
+            )
         archs = ("arm",) if itype.architecture == "arm" else ("x86_64", "i386")
         filter_clauses.append(f"i.architecture IN ({', '.join('?' * len(archs))})")
         filter_args.extend(archs)
@@ -277,10 +347,10 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
         rows = conn.execute(
             f"SELECT i.*, {_TYPE_SQL_NUMBERED} AS visible_type FROM images i {page_index} WHERE {where} "
             "ORDER BY i.region, i.created_at DESC, i.image_id LIMIT ? OFFSET ?",
-            [*all_args, limit, offset]).fetchall()
+            [*all_args, limit, offset],
+        ).fetchall()
         tags = _tags_for(conn, [(r["image_id"], r["region"]) for r in rows])
-        return int(total), [(image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now), r)
-                            for r in rows]
+        return int(total), [(image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now), r) for r in rows]
 
     total, items = emu.store.cached(("DescribeImages", where, tuple(all_args), limit, offset), query)
     image_set = []
@@ -298,7 +368,8 @@ def _instance_for_image(emu: Emulator, call: Call, instance_id: str) -> sqlite3.
         raise ApiError("InvalidInstanceId.Malformed", f"The instance id `{instance_id}` is malformed.")
     row: sqlite3.Row | None = emu.store.conn.execute(
         "SELECT * FROM instances WHERE instance_id = ? AND owner = ? AND region = ? AND state != 'TERMINATED'",
-        (instance_id, call.account.account_id, call.region)).fetchone()
+        (instance_id, call.account.account_id, call.region),
+    ).fetchone()
     if row is None:
         raise ApiError("InvalidInstanceId.NotFound", f"The instance `{instance_id}` does not exist.")
     return row
@@ -323,40 +394,62 @@ def create_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str,
     if not instance_id and not snapshot_ids:
         raise ApiError("InvalidParameter.SpecifyOneParameter", "Give exactly one of `InstanceId` or `SnapshotIds`.")
     if snapshot_ids:
-        raise ApiError("InvalidParameter.SnapshotNotFound",
-                       f"The snapshot `{snapshot_ids[0]}` does not exist (the emulator keeps no snapshots).")
+        raise ApiError(
+            "InvalidParameter.SnapshotNotFound",
+            f"The snapshot `{snapshot_ids[0]}` does not exist (the emulator keeps no snapshots).",
+        )
     instance = _instance_for_image(emu, call, str(instance_id))
     if instance["state"] not in ("RUNNING", "STOPPED"):
-        raise ApiError(invalid_state_code(instance["state"]),
-                       f"The instance `{instance_id}` is {instance['state']}; it must be RUNNING or STOPPED.")
+        raise ApiError(
+            invalid_state_code(instance["state"]),
+            f"The instance `{instance_id}` is {instance['state']}; it must be RUNNING or STOPPED.",
+        )
     if instance["latest_operation_state"] == "OPERATING":
-        raise ApiError("OperationDenied.InstanceOperationInProgress",
-                       f"The instance `{instance_id}` has an operation in progress.")
+        raise ApiError(
+            "OperationDenied.InstanceOperationInProgress", f"The instance `{instance_id}` has an operation in progress."
+        )
     details = json.loads(instance["details"])
     system_disk = details["SystemDisk"]
     data_disks = {d["DiskId"]: d for d in details.get("DataDisks", [])}
     snapshots = [_snapshot("SYSTEM_DISK", int(system_disk["DiskSize"]))]
     for disk_id in params.get("DataDiskIds") or []:
         if disk_id == system_disk["DiskId"]:
-            raise ApiError("InvalidParameter.DataDiskIdContainsRootDisk",
-                           f"`DataDiskIds` contains the system disk `{disk_id}`.")
+            raise ApiError(
+                "InvalidParameter.DataDiskIdContainsRootDisk", f"`DataDiskIds` contains the system disk `{disk_id}`."
+            )
         if disk_id not in data_disks:
-            raise ApiError("InvalidParameter.DataDiskNotBelongSpecifiedInstance",
-                           f"The disk `{disk_id}` is not a data disk of `{instance_id}`.")
+            raise ApiError(
+                "InvalidParameter.DataDiskNotBelongSpecifiedInstance",
+                f"The disk `{disk_id}` is not a data disk of `{instance_id}`.",
+            )
         snapshots.append(_snapshot("DATA_DISK", int(data_disks[disk_id]["DiskSize"])))
     _check_new_image(emu, call.account.account_id, call.region, name)
     if params.get("DryRun"):
         return {}
     image_id = _insert_image(
-        emu, call, region=call.region, name=name, description=description, os_name=instance["os_name"],
-        platform=instance["platform"], architecture=details.get("Architecture", "x86_64"),
-        size_gb=int(system_disk["DiskSize"]), source="CREATE_IMAGE", state="CREATING", next_state="NORMAL",
-        duration=emu.clock.duration("image.create"), family=family, cloudinit=bool(details.get("Cloudinit", True)),
-        snapshots=snapshots, tags=tags,
+        emu,
+        call,
+        region=call.region,
+        name=name,
+        description=description,
+        os_name=instance["os_name"],
+        platform=instance["platform"],
+        architecture=details.get("Architecture", "x86_64"),
+        size_gb=int(system_disk["DiskSize"]),
+        source="CREATE_IMAGE",
+        state="CREATING",
+        next_state="NORMAL",
+        duration=emu.clock.duration("image.create"),
+        family=family,
+        cloudinit=bool(details.get("Cloudinit", True)),
+        snapshots=snapshots,
+        tags=tags,
     )
     emu.store.conn.execute(
         "UPDATE instances SET latest_operation = 'CreateImage', latest_operation_state = 'SUCCESS', "
-        "latest_request_id = ? WHERE instance_id = ?", (call.request_id, instance_id))
+        "latest_request_id = ? WHERE instance_id = ?",
+        (call.request_id, instance_id),
+    )
     return {"ImageId": image_id}
 
 
@@ -369,21 +462,27 @@ def _import_os_name(os_type: str, os_version: str, architecture: str) -> str:
 def import_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     architecture = params["Architecture"]
     if architecture not in IMPORT_ARCHITECTURES:
-        raise ApiError("InvalidParameterValue",
-                       f"`Architecture` must be one of {', '.join(IMPORT_ARCHITECTURES)}, got {architecture!r}.")
+        raise ApiError(
+            "InvalidParameterValue",
+            f"`Architecture` must be one of {', '.join(IMPORT_ARCHITECTURES)}, got {architecture!r}.",
+        )
     os_type, os_version = params["OsType"], params["OsVersion"]
     import_os = emu.catalogue.import_os.get(os_type)
     if import_os is None:
-        raise ApiError("InvalidImageOsType.Unsupported",
-                       f"The OS type {os_type!r} is not supported; see DescribeImportImageOs.")
+        raise ApiError(
+            "InvalidImageOsType.Unsupported", f"The OS type {os_type!r} is not supported; see DescribeImportImageOs."
+        )
     if os_version not in import_os.versions:
-        raise ApiError("InvalidImageOsVersion.Unsupported",
-                       f"The version {os_version!r} of {os_type} is not supported; see DescribeImportImageOs.")
+        raise ApiError(
+            "InvalidImageOsVersion.Unsupported",
+            f"The version {os_version!r} of {os_type} is not supported; see DescribeImportImageOs.",
+        )
     url = params["ImageUrl"]
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https", "file") or (parsed.scheme != "file" and not parsed.netloc):
-        raise ApiError("InvalidParameter.InvalidParameterUrlError",
-                       f"`ImageUrl` must be an http, https or file URL, got {url!r}.")
+        raise ApiError(
+            "InvalidParameter.InvalidParameterUrlError", f"`ImageUrl` must be an http, https or file URL, got {url!r}."
+        )
     force = bool(params.get("Force"))
     if parsed.path.lower().endswith(".iso") and not force:
         raise ApiError("InvalidParameterValue.ISOMustImportByForce", "ISO files must be imported with `Force`.")
@@ -407,13 +506,27 @@ def import_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str,
     if params.get("DryRun"):
         return {}
     image_id = _insert_image(
-        emu, call, region=call.region, name=name, description=description,
+        emu,
+        call,
+        region=call.region,
+        name=name,
+        description=description,
         os_name=_import_os_name(os_type, os_version, architecture),
         platform="Windows" if import_os.windows else os_type,
-        architecture="arm" if architecture == "arm_64" else architecture, size_gb=0, source="EXTERNAL_IMPORT",
-        state="IMPORTING", next_state=None, duration=emu.clock.duration("image.import"), family=family,
-        license_type=license_type, boot_mode=boot_mode, cloudinit=False, import_url=url, import_force=force,
-        snapshots=[], tags=tags,
+        architecture="arm" if architecture == "arm_64" else architecture,
+        size_gb=0,
+        source="EXTERNAL_IMPORT",
+        state="IMPORTING",
+        next_state=None,
+        duration=emu.clock.duration("image.import"),
+        family=family,
+        license_type=license_type,
+        boot_mode=boot_mode,
+        cloudinit=False,
+        import_url=url,
+        import_force=force,
+        snapshots=[],
+        tags=tags,
     )
     region = call.region
     call.after_commit.append(lambda: emu.start_import(image_id, region))
@@ -426,8 +539,11 @@ def describe_import_image_os(emu: Emulator, call: Call, params: dict[str, Any]) 
     return {
         "ImportImageOsListSupported": {"Linux": [o.os_type for o in linux], "Windows": [o.os_type for o in windows]},
         "ImportImageOsVersionSet": [
-            {"OsName": o.os_type, "OsVersions": list(o.versions),
-             "Architecture": list(emu.catalogue.import_architectures)}
+            {
+                "OsName": o.os_type,
+                "OsVersions": list(o.versions),
+                "Architecture": list(emu.catalogue.import_architectures),
+            }
             for o in [*linux, *windows]
         ],
     }
@@ -447,9 +563,10 @@ def sync_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, 
     check_image_id(image_id)
     source = _owned_or_error(visible_image(emu, call, image_id), call, image_id)
     if source["visible_type"] in (PUBLIC_IMAGE, MARKET_IMAGE):
-        raise ApiError("InvalidParameterValue.InvalidImageId",
-                       f"The image `{image_id}` is a {source['visible_type']}; only custom and shared images "
-                       "can be copied.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageId",
+            f"The image `{image_id}` is a {source['visible_type']}; only custom and shared images can be copied.",
+        )
     if source["state"] != "NORMAL":
         raise ApiError("InvalidImageId.IncorrectState", f"The image `{image_id}` is {source['state']}, not NORMAL.")
     if any(s["DiskUsage"] == "DATA_DISK" for s in json.loads(source["snapshots"])):
@@ -466,15 +583,20 @@ def sync_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, 
         wrong = [r for r in destinations if r != call.region]
         if wrong:
             what = "A shared image" if shared else "An encrypted copy"
-            raise ApiError("InvalidParameterValue.InvalidRegion",
-                           f"{what} can only be copied into its own region {call.region}, not {wrong[0]}.")
+            raise ApiError(
+                "InvalidParameterValue.InvalidRegion",
+                f"{what} can only be copied into its own region {call.region}, not {wrong[0]}.",
+            )
     else:
         if call.region in destinations:
-            raise ApiError("InvalidParameterValue.InvalidRegion",
-                           f"A custom image cannot be copied into its own region {call.region} unless encrypted.")
+            raise ApiError(
+                "InvalidParameterValue.InvalidRegion",
+                f"A custom image cannot be copied into its own region {call.region} unless encrypted.",
+            )
         if source["encrypted"]:
-            raise ApiError("UnsupportedOperation.SyncEncryptImageNotSupport",
-                           "Encrypted images cannot be copied to other regions.")
+            raise ApiError(
+                "UnsupportedOperation.SyncEncryptImageNotSupport", "Encrypted images cannot be copied to other regions."
+            )
     name = params.get("ImageName") or source["image_name"]
     check_name(name)
     for region in destinations:
@@ -484,11 +606,23 @@ def sync_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, 
     created = []
     for region in destinations:
         new_id = _insert_image(
-            emu, call, region=region, name=name, description=source["description"], os_name=source["os_name"],
-            platform=source["platform"], architecture=source["architecture"], size_gb=source["size_gb"],
-            source=source["image_source"], state="SYNCING", next_state="NORMAL",
-            duration=emu.clock.duration("image.sync"), family=source["family"],
-            license_type=source["license_type"], boot_mode=source["boot_mode"], cloudinit=bool(source["cloudinit"]),
+            emu,
+            call,
+            region=region,
+            name=name,
+            description=source["description"],
+            os_name=source["os_name"],
+            platform=source["platform"],
+            architecture=source["architecture"],
+            size_gb=source["size_gb"],
+            source=source["image_source"],
+            state="SYNCING",
+            next_state="NORMAL",
+            duration=emu.clock.duration("image.sync"),
+            family=source["family"],
+            license_type=source["license_type"],
+            boot_mode=source["boot_mode"],
+            cloudinit=bool(source["cloudinit"]),
             encrypted=encrypt or bool(source["encrypted"]),
             snapshots=[_snapshot(s["DiskUsage"], s["DiskSize"]) for s in json.loads(source["snapshots"])],
             source_image_id=image_id,
@@ -504,8 +638,10 @@ def _own_custom_image(emu: Emulator, call: Call, image_id: str, shared_code: str
     if row["visible_type"] == SHARED_IMAGE:
         raise ApiError(shared_code, f"The image `{image_id}` was shared with you by another account.")
     if row["visible_type"] != PRIVATE_IMAGE:
-        raise ApiError("InvalidParameterValue.InvalidImageId",
-                       f"The image `{image_id}` is a {row['visible_type']} and does not allow this operation.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageId",
+            f"The image `{image_id}` is a {row['visible_type']} and does not allow this operation.",
+        )
     return row
 
 
@@ -517,15 +653,23 @@ def modify_image_share_permission(emu: Emulator, call: Call, params: dict[str, A
     row = _own_custom_image(emu, call, image_id, "UnauthorizedOperation.ImageNotBelongToAccount")
     accounts: list[str] = list(dict.fromkeys(str(a) for a in params["AccountIds"]))
     conn = emu.store.conn
-    existing = {r[0] for r in conn.execute(
-        "SELECT account_id FROM image_shares WHERE image_id = ? AND region = ?", (image_id, call.region))}
+    existing = {
+        r[0]
+        for r in conn.execute(
+            "SELECT account_id FROM image_shares WHERE image_id = ? AND region = ?", (image_id, call.region)
+        )
+    }
     if permission == "CANCEL":
-        conn.executemany("DELETE FROM image_shares WHERE image_id = ? AND region = ? AND account_id = ?",
-                         [(image_id, call.region, a) for a in accounts])
+        conn.executemany(
+            "DELETE FROM image_shares WHERE image_id = ? AND region = ? AND account_id = ?",
+            [(image_id, call.region, a) for a in accounts],
+        )
         return {}
     if row["state"] != "NORMAL":
-        raise ApiError("InvalidParameterValue.InvalidImageState",
-                       f"The image `{image_id}` is {row['state']}; only NORMAL images can be shared.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageState",
+            f"The image `{image_id}` is {row['state']}; only NORMAL images can be shared.",
+        )
     if row["encrypted"]:
         raise ApiError("UnsupportedOperation.EncryptedImagesNotSupported", "Encrypted images cannot be shared.")
     if row["license_type"] == "BYOL":
@@ -538,13 +682,15 @@ def modify_image_share_permission(emu: Emulator, call: Call, params: dict[str, A
         if account_id not in emu.accounts_by_id:
             raise ApiError("InvalidAccountId.NotFound", f"The account `{account_id}` does not exist.")
         if account_id in existing:
-            raise ApiError("FailedOperation.AccountAlreadyExists",
-                           f"The image `{image_id}` is already shared with `{account_id}`.")
+            raise ApiError(
+                "FailedOperation.AccountAlreadyExists", f"The image `{image_id}` is already shared with `{account_id}`."
+            )
     if len(existing) + len(accounts) > emu.config.share_limit:
         raise ApiError("OverQuota", f"An image can be shared with at most {emu.config.share_limit} accounts.")
     conn.executemany(
         "INSERT INTO image_shares (image_id, region, account_id, created_at) VALUES (?, ?, ?, ?)",
-        [(image_id, call.region, a, call.now) for a in accounts])
+        [(image_id, call.region, a, call.now) for a in accounts],
+    )
     return {}
 
 
@@ -553,13 +699,17 @@ def describe_image_share_permission(emu: Emulator, call: Call, params: dict[str,
     check_image_id(image_id)
     row = _owned_or_error(visible_image(emu, call, image_id), call, image_id)
     if row["visible_type"] != PRIVATE_IMAGE:
-        raise ApiError("UnauthorizedOperation.ImageNotBelongToAccount",
-                       f"The image `{image_id}` does not belong to your account.")
+        raise ApiError(
+            "UnauthorizedOperation.ImageNotBelongToAccount", f"The image `{image_id}` does not belong to your account."
+        )
     rows = emu.store.conn.execute(
         "SELECT account_id, created_at FROM image_shares WHERE image_id = ? AND region = ? "
-        "ORDER BY created_at, account_id", (image_id, call.region)).fetchall()
-    return {"SharePermissionSet": [{"CreatedTime": iso_time(r["created_at"]), "AccountId": r["account_id"]}
-                                   for r in rows]}
+        "ORDER BY created_at, account_id",
+        (image_id, call.region),
+    ).fetchall()
+    return {
+        "SharePermissionSet": [{"CreatedTime": iso_time(r["created_at"]), "AccountId": r["account_id"]} for r in rows]
+    }
 
 
 def delete_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -570,13 +720,17 @@ def delete_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
     for image_id in image_ids:
         row = _own_custom_image(emu, call, image_id, "InvalidParameterValue.InvalidImageIdIsShared")
         if row["state"] in BUSY_STATES:
-            raise ApiError("InvalidImageId.IncorrectState",
-                           f"The image `{image_id}` is {row['state']} and cannot be deleted yet.")
-        shared = conn.execute("SELECT 1 FROM image_shares WHERE image_id = ? AND region = ? LIMIT 1",
-                              (image_id, call.region)).fetchone()
+            raise ApiError(
+                "InvalidImageId.IncorrectState", f"The image `{image_id}` is {row['state']} and cannot be deleted yet."
+            )
+        shared = conn.execute(
+            "SELECT 1 FROM image_shares WHERE image_id = ? AND region = ? LIMIT 1", (image_id, call.region)
+        ).fetchone()
         if shared is not None:
-            raise ApiError("InvalidImageId.InShared",
-                           f"The image `{image_id}` is shared; cancel all its shares before deleting it.")
+            raise ApiError(
+                "InvalidImageId.InShared",
+                f"The image `{image_id}` is shared; cancel all its shares before deleting it.",
+            )
     if params.get("DryRun"):
         return {}
     for image_id in image_ids:
@@ -607,8 +761,10 @@ def modify_image_attribute(emu: Emulator, call: Call, params: dict[str, Any]) ->
         updates["deprecated"] = int(bool(params["ImageDeprecated"]))
     if updates:
         assignments = ", ".join(f"{column} = ?" for column in updates)
-        emu.store.conn.execute(f"UPDATE images SET {assignments} WHERE image_id = ? AND region = ?",
-                               [*updates.values(), image_id, call.region])
+        emu.store.conn.execute(
+            f"UPDATE images SET {assignments} WHERE image_id = ? AND region = ?",
+            [*updates.values(), image_id, call.region],
+        )
     return {}
 
 
@@ -623,7 +779,8 @@ def describe_image_from_family(emu: Emulator, call: Call, params: dict[str, Any]
     row = emu.store.conn.execute(
         f"SELECT i.*, {_TYPE_SQL} AS visible_type FROM images i WHERE {_VISIBLE_SQL} AND i.family = ? "
         "AND i.state = 'NORMAL' AND i.deprecated = 0 ORDER BY i.created_at DESC, i.image_id LIMIT 1",
-        (caller, call.region, caller, caller, family)).fetchone()
+        (caller, call.region, caller, caller, family),
+    ).fetchone()
     if row is None:
         return {"Image": None}
     tags = _tags_for(emu.store.conn, [(row["image_id"], row["region"])])

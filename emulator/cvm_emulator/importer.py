@@ -50,26 +50,26 @@ def detect_format(probe: DiskProbe, force: bool) -> Detection:
     if head.startswith(QCOW2_MAGIC):
         if len(head) < 32:
             return Detection(None, 0, "qcow2 header is truncated")
-        version, = struct.unpack(">I", head[4:8])
-        cluster_bits, = struct.unpack(">I", head[20:24])
-        virtual_size, = struct.unpack(">Q", head[24:32])
+        (version,) = struct.unpack(">I", head[4:8])
+        (cluster_bits,) = struct.unpack(">I", head[20:24])
+        (virtual_size,) = struct.unpack(">Q", head[24:32])
         if version not in (2, 3) or not 9 <= cluster_bits <= 21 or virtual_size == 0:
             return Detection(None, 0, f"qcow2 header is malformed (version {version}, cluster_bits {cluster_bits})")
         return Detection("qcow2", virtual_size, "")
     footer = tail[-512:] if len(tail) >= 512 else b""
     for candidate in (footer, head[:512]):
         if candidate.startswith(VHD_COOKIE) and len(candidate) >= 512:
-            current_size, = struct.unpack(">Q", candidate[48:56])
+            (current_size,) = struct.unpack(">Q", candidate[48:56])
             return Detection("vhd", current_size, "")
     if head.startswith(VMDK_SPARSE_MAGIC):
         if len(head) < 20:
             return Detection(None, 0, "vmdk header is truncated")
-        capacity_sectors, = struct.unpack("<Q", head[12:20])
+        (capacity_sectors,) = struct.unpack("<Q", head[12:20])
         return Detection("vmdk", capacity_sectors * 512, "")
     if head.startswith(VMDK_DESCRIPTOR):
         sectors = sum(int(m) for m in _VMDK_EXTENT_RE.findall(head))
         return Detection("vmdk", sectors * 512, "")
-    if head[ISO_MAGIC_OFFSET:ISO_MAGIC_OFFSET + 5] == ISO_MAGIC:
+    if head[ISO_MAGIC_OFFSET : ISO_MAGIC_OFFSET + 5] == ISO_MAGIC:
         if not force:
             return Detection(None, 0, "ISO images must be imported with Force")
         return Detection("iso", probe.size, "")

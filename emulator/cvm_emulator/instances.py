@@ -23,8 +23,16 @@ LINUX_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,58}[A-Za-z0-9])?$"
 WINDOWS_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9-]{2,15}$")
 NAME_PATTERN_RE = re.compile(r"\{R:(\d+)(?:,F:(\d+))?\}")
 CHARGE_TYPES = ("POSTPAID_BY_HOUR", "PREPAID", "SPOTPAID")
-DISK_TYPES = ("LOCAL_BASIC", "LOCAL_SSD", "CLOUD_BASIC", "CLOUD_SSD", "CLOUD_PREMIUM", "CLOUD_BSSD",
-              "CLOUD_HSSD", "CLOUD_TSSD")
+DISK_TYPES = (
+    "LOCAL_BASIC",
+    "LOCAL_SSD",
+    "CLOUD_BASIC",
+    "CLOUD_SSD",
+    "CLOUD_PREMIUM",
+    "CLOUD_BSSD",
+    "CLOUD_HSSD",
+    "CLOUD_TSSD",
+)
 RESETTABLE_DISK_TYPES = ("CLOUD_BASIC", "CLOUD_PREMIUM", "CLOUD_SSD", "CLOUD_BSSD")
 MAX_INSTANCE_COUNT = 100
 MAX_INSTANCE_NAME = 128
@@ -34,13 +42,26 @@ MAX_USER_DATA = 16 * 1024
 DEFAULT_INSTANCE_TYPE = "S1.SMALL1"
 DEFAULT_INSTANCE_NAME = "未命名"
 
-INSTANCE_FILTERS = frozenset({
-    "instance-id", "instance-name", "zone", "instance-state", "instance-charge-type", "project-id",
-    "private-ip-address", "public-ip-address", "image-id", "tag-key", "tag-value", "tag:",
-})
+INSTANCE_FILTERS = frozenset(
+    {
+        "instance-id",
+        "instance-name",
+        "zone",
+        "instance-state",
+        "instance-charge-type",
+        "project-id",
+        "private-ip-address",
+        "public-ip-address",
+        "image-id",
+        "tag-key",
+        "tag-value",
+        "tag:",
+    }
+)
 
 
 # ---------------------------------------------------------------- pure helpers
+
 
 def instance_names(base: str, count: int) -> list[str]:
     """Names for a batch: ``{R:x}`` / ``{R:x,F:y}`` counters, else a numeric suffix when count > 1."""
@@ -56,15 +77,21 @@ def instance_names(base: str, count: int) -> list[str]:
 
 def check_password(password: str, windows: bool) -> None:
     """Linux: 8-30 characters of at least 2 classes; Windows: 12-30 of at least 3 classes."""
-    classes = sum([
-        any(c.islower() for c in password), any(c.isupper() for c in password),
-        any(c.isdigit() for c in password), any(not c.isalnum() for c in password),
-    ])
+    classes = sum(
+        [
+            any(c.islower() for c in password),
+            any(c.isupper() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        ]
+    )
     low, need = (12, 3) if windows else (8, 2)
     if not (low <= len(password) <= 30) or classes < need:
-        raise ApiError("InvalidPassword",
-                       f"The password must be {low}-30 characters with at least {need} of lowercase, uppercase, "
-                       "digits and symbols.")
+        raise ApiError(
+            "InvalidPassword",
+            f"The password must be {low}-30 characters with at least {need} of lowercase, uppercase, "
+            "digits and symbols.",
+        )
 
 
 def _ip(sequence: int, public: bool) -> str:
@@ -86,13 +113,16 @@ def _check_instance_ids(ids: Sequence[str]) -> None:
 
 # ---------------------------------------------------------------- queries
 
+
 def _owned_instances(emu: Emulator, call: Call, ids: Sequence[str]) -> list[sqlite3.Row]:
     """The caller's live instances for ``ids`` (in request order) or ``InvalidInstanceId.NotFound``."""
     _check_instance_ids(ids)
     unique = list(dict.fromkeys(ids))
     rows = emu.store.conn.execute(
         f"SELECT * FROM instances WHERE instance_id IN ({', '.join('?' * len(unique))}) AND owner = ? "
-        "AND region = ? AND state != 'TERMINATED'", [*unique, call.account.account_id, call.region]).fetchall()
+        "AND region = ? AND state != 'TERMINATED'",
+        [*unique, call.account.account_id, call.region],
+    ).fetchall()
     by_id = {r["instance_id"]: r for r in rows}
     missing = [i for i in unique if i not in by_id]
     if missing:
@@ -106,7 +136,9 @@ def _tags_for(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[di
         return result
     rows = conn.execute(
         f"SELECT instance_id, key, value FROM instance_tags WHERE instance_id IN ({', '.join('?' * len(ids))}) "
-        "ORDER BY key", list(ids)).fetchall()
+        "ORDER BY key",
+        list(ids),
+    ).fetchall()
     for row in rows:
         result.setdefault(row["instance_id"], []).append({"Key": row["key"], "Value": row["value"]})
     return result
@@ -140,8 +172,9 @@ def instance_to_api(row: sqlite3.Row, tags: list[dict[str, str]]) -> dict[str, A
         "LoginSettings": {"KeyIds": details["KeyIds"]} if details.get("KeyIds") else {},
         "InstanceState": row["state"],
         "Tags": tags,
-        "StopChargingMode": "NOT_APPLICABLE" if row["state"] != "STOPPED" else details.get(
-            "StopChargingMode", "KEEP_CHARGING"),
+        "StopChargingMode": "NOT_APPLICABLE"
+        if row["state"] != "STOPPED"
+        else details.get("StopChargingMode", "KEEP_CHARGING"),
         "Uuid": details["Uuid"],
         "LatestOperation": row["latest_operation"],
         "LatestOperationState": row["latest_operation_state"],
@@ -162,6 +195,7 @@ def instance_to_api(row: sqlite3.Row, tags: list[dict[str, str]]) -> dict[str, A
 
 # ---------------------------------------------------------------- RunInstances
 
+
 def _system_disk(params: dict[str, Any], image_size: int) -> dict[str, Any]:
     disk = params.get("SystemDisk") or {}
     disk_type = disk.get("DiskType") or "CLOUD_PREMIUM"
@@ -170,8 +204,10 @@ def _system_disk(params: dict[str, Any], image_size: int) -> dict[str, Any]:
     size = disk.get("DiskSize")
     size = max(50, image_size) if size is None else int(size)
     if size < max(20, image_size) or size > 2048:
-        raise ApiError("InvalidParameterValue.Range",
-                       f"`SystemDisk.DiskSize` must be {max(20, image_size)}-2048 GiB for this image, got {size}.")
+        raise ApiError(
+            "InvalidParameterValue.Range",
+            f"`SystemDisk.DiskSize` must be {max(20, image_size)}-2048 GiB for this image, got {size}.",
+        )
     return {"DiskType": disk_type, "DiskId": f"disk-{random_suffix()}", "DiskSize": size}
 
 
@@ -180,8 +216,9 @@ def _login(params: dict[str, Any], image: sqlite3.Row) -> list[str]:
     windows = image["platform"] == "Windows"
     password, key_ids, keep = login.get("Password"), login.get("KeyIds") or [], login.get("KeepImageLogin")
     if sum(bool(x) for x in (password, key_ids, keep)) > 1:
-        raise ApiError("InvalidParameterCombination",
-                       "`LoginSettings` takes only one of Password, KeyIds and KeepImageLogin.")
+        raise ApiError(
+            "InvalidParameterCombination", "`LoginSettings` takes only one of Password, KeyIds and KeepImageLogin."
+        )
     if password is not None:
         check_password(password, windows)
     for key_id in key_ids:
@@ -191,10 +228,11 @@ def _login(params: dict[str, Any], image: sqlite3.Row) -> list[str]:
         raise ApiError("UnsupportedOperation.KeyPairUnsupportedWindows", "Windows instances cannot use key pairs.")
     if keep is not None:
         if str(keep).lower() not in ("true", "false"):
-            raise ApiError("InvalidParameterValue", "`LoginSettings.KeepImageLogin` must be \"true\" or \"false\".")
+            raise ApiError("InvalidParameterValue", '`LoginSettings.KeepImageLogin` must be "true" or "false".')
         if str(keep).lower() == "true" and image["visible_type"] in ("PUBLIC_IMAGE", "MARKET_IMAGE"):
-            raise ApiError("InvalidParameterValue",
-                           "`KeepImageLogin` is allowed only with custom, shared or imported images.")
+            raise ApiError(
+                "InvalidParameterValue", "`KeepImageLogin` is allowed only with custom, shared or imported images."
+            )
     return list(key_ids)
 
 
@@ -212,10 +250,13 @@ def run_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
     token = params.get("ClientToken")
     if token is not None:
         if len(token) > MAX_CLIENT_TOKEN or not token.isascii():
-            raise ApiError("InvalidClientToken.TooLong",
-                           f"`ClientToken` must be at most {MAX_CLIENT_TOKEN} ASCII characters.")
-        seen = conn.execute("SELECT instance_ids FROM client_tokens WHERE owner = ? AND region = ? AND token = ?",
-                            (owner, call.region, token)).fetchone()
+            raise ApiError(
+                "InvalidClientToken.TooLong", f"`ClientToken` must be at most {MAX_CLIENT_TOKEN} ASCII characters."
+            )
+        seen = conn.execute(
+            "SELECT instance_ids FROM client_tokens WHERE owner = ? AND region = ? AND token = ?",
+            (owner, call.region, token),
+        ).fetchone()
         if seen is not None:
             return {"InstanceIdSet": json.loads(seen["instance_ids"])}
     if params.get("LaunchTemplate"):
@@ -233,8 +274,10 @@ def run_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
         raise ApiError("InvalidParameterValue.InstanceTypeNotFound", f"The instance type `{type_name}` does not exist.")
     image_arm = image["architecture"] == "arm"
     if image_arm != (itype.architecture == "arm"):
-        raise ApiError("InvalidParameterValue.InvalidImageForGivenInstanceType",
-                       f"The image `{image['image_id']}` ({image['architecture']}) cannot run on {type_name}.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageForGivenInstanceType",
+            f"The image `{image['image_id']}` ({image['architecture']}) cannot run on {type_name}.",
+        )
     charge_type = params.get("InstanceChargeType") or "POSTPAID_BY_HOUR"
     if charge_type not in CHARGE_TYPES:
         raise ApiError("InvalidParameterValue", f"`InstanceChargeType` {charge_type!r} is not valid.")
@@ -255,8 +298,7 @@ def run_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
         raise ApiError("InvalidParameterValue.Range", f"`InstanceCount` must be 1-{MAX_INSTANCE_COUNT}, got {count}.")
     base_name = params.get("InstanceName") or DEFAULT_INSTANCE_NAME
     if len(base_name) > MAX_INSTANCE_NAME:
-        raise ApiError("InvalidInstanceName.TooLong",
-                       f"`InstanceName` must be at most {MAX_INSTANCE_NAME} characters.")
+        raise ApiError("InvalidInstanceName.TooLong", f"`InstanceName` must be at most {MAX_INSTANCE_NAME} characters.")
     windows = image["platform"] == "Windows"
     system_disk = _system_disk(params, int(image["size_gb"]))
     data_disks_in = params.get("DataDisks") or []
@@ -286,17 +328,25 @@ def run_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
     for name in names:
         instance_id = emu.store.new_id("ins", "instances", "instance_id")
         data_disks = [
-            {"DiskType": d.get("DiskType") or "CLOUD_PREMIUM", "DiskId": f"disk-{random_suffix()}",
-             "DiskSize": int(d.get("DiskSize") or 50), "DeleteWithInstance": d.get("DeleteWithInstance", True)}
+            {
+                "DiskType": d.get("DiskType") or "CLOUD_PREMIUM",
+                "DiskId": f"disk-{random_suffix()}",
+                "DiskSize": int(d.get("DiskSize") or 50),
+                "DeleteWithInstance": d.get("DeleteWithInstance", True),
+            }
             for d in data_disks_in
         ]
         details = {
-            "CPU": itype.cpu, "Memory": itype.memory, "Architecture": image["architecture"],
-            "Cloudinit": bool(image["cloudinit"]), "SystemDisk": system_disk | {"DiskId": f"disk-{random_suffix()}"},
+            "CPU": itype.cpu,
+            "Memory": itype.memory,
+            "Architecture": image["architecture"],
+            "Cloudinit": bool(image["cloudinit"]),
+            "SystemDisk": system_disk | {"DiskId": f"disk-{random_suffix()}"},
             "DataDisks": data_disks,
             "InternetAccessible": {
                 "InternetChargeType": internet.get("InternetChargeType") or "TRAFFIC_POSTPAID_BY_HOUR",
-                "InternetMaxBandwidthOut": bandwidth, "PublicIpAssigned": public,
+                "InternetMaxBandwidthOut": bandwidth,
+                "PublicIpAssigned": public,
             },
             "VirtualPrivateCloud": {
                 "VpcId": vpc.get("VpcId") or f"vpc-{call.region[-6:].replace('-', '')[:4]}dflt",
@@ -304,8 +354,11 @@ def run_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
                 "AsVpcGateway": False,
             },
             "SecurityGroupIds": params.get("SecurityGroupIds") or [],
-            "KeyIds": key_ids, "Uuid": str(uuid.uuid4()), "RenewFlag": renew_flag,
-            "HostName": params.get("HostName"), "ProjectId": int(params["Placement"].get("ProjectId") or 0),
+            "KeyIds": key_ids,
+            "Uuid": str(uuid.uuid4()),
+            "RenewFlag": renew_flag,
+            "HostName": params.get("HostName"),
+            "ProjectId": int(params["Placement"].get("ProjectId") or 0),
         }
         private_ip = _ip(emu.store.next_counter("private_ip"), public=False)
         public_ip = _ip(emu.store.next_counter("public_ip"), public=True) if public else None
@@ -315,21 +368,44 @@ def run_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str
             "latest_operation_state, latest_request_id, private_ip, public_ip, created_at, expired_at, "
             "disable_api_termination, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 'RUNNING', ?, ?, "
             "'RunInstances', 'OPERATING', ?, ?, ?, ?, ?, ?, ?)",
-            (instance_id, owner, call.region, zone_name, type_name, name, charge_type, image["image_id"],
-             image["os_name"], image["platform"], call.now, due_at, call.request_id, private_ip, public_ip,
-             call.now, expired_at, int(bool(params.get("DisableApiTermination"))), json.dumps(details)),
+            (
+                instance_id,
+                owner,
+                call.region,
+                zone_name,
+                type_name,
+                name,
+                charge_type,
+                image["image_id"],
+                image["os_name"],
+                image["platform"],
+                call.now,
+                due_at,
+                call.request_id,
+                private_ip,
+                public_ip,
+                call.now,
+                expired_at,
+                int(bool(params.get("DisableApiTermination"))),
+                json.dumps(details),
+            ),
         )
-        conn.executemany("INSERT INTO instance_tags (instance_id, key, value) VALUES (?, ?, ?)",
-                         [(instance_id, k, v) for k, v in tags])
+        conn.executemany(
+            "INSERT INTO instance_tags (instance_id, key, value) VALUES (?, ?, ?)",
+            [(instance_id, k, v) for k, v in tags],
+        )
         ids.append(instance_id)
     emu.store.note_due(due_at)
     if token is not None:
-        conn.execute("INSERT INTO client_tokens (owner, region, token, instance_ids, created_at) "
-                     "VALUES (?, ?, ?, ?, ?)", (owner, call.region, token, json.dumps(ids), call.now))
+        conn.execute(
+            "INSERT INTO client_tokens (owner, region, token, instance_ids, created_at) VALUES (?, ?, ?, ?, ?)",
+            (owner, call.region, token, json.dumps(ids), call.now),
+        )
     return {"InstanceIdSet": ids}
 
 
 # ---------------------------------------------------------------- describe
+
 
 def describe_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     ids = params.get("InstanceIds")
@@ -359,11 +435,12 @@ def describe_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dic
     where = " AND ".join([*clauses, *more])
     conn = emu.store.conn
     total = conn.execute(f"SELECT COUNT(*) FROM instances i WHERE {where}", [*args, *more_args]).fetchone()[0]
-    rows = conn.execute(f"SELECT * FROM instances i WHERE {where} ORDER BY i.created_at DESC, i.instance_id "
-                        "LIMIT ? OFFSET ?", [*args, *more_args, limit, offset]).fetchall()
+    rows = conn.execute(
+        f"SELECT * FROM instances i WHERE {where} ORDER BY i.created_at DESC, i.instance_id LIMIT ? OFFSET ?",
+        [*args, *more_args, limit, offset],
+    ).fetchall()
     tags = _tags_for(conn, [r["instance_id"] for r in rows])
-    return {"TotalCount": total,
-            "InstanceSet": [instance_to_api(r, tags.get(r["instance_id"], [])) for r in rows]}
+    return {"TotalCount": total, "InstanceSet": [instance_to_api(r, tags.get(r["instance_id"], [])) for r in rows]}
 
 
 def describe_instances_status(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -378,35 +455,55 @@ def describe_instances_status(emu: Emulator, call: Call, params: dict[str, Any])
     where = " AND ".join(clauses)
     conn = emu.store.conn
     total = conn.execute(f"SELECT COUNT(*) FROM instances WHERE {where}", args).fetchone()[0]
-    rows = conn.execute(f"SELECT instance_id, state FROM instances WHERE {where} "
-                        "ORDER BY created_at DESC, instance_id LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
-    return {"TotalCount": total,
-            "InstanceStatusSet": [{"InstanceId": r["instance_id"], "InstanceState": r["state"]} for r in rows]}
+    rows = conn.execute(
+        f"SELECT instance_id, state FROM instances WHERE {where} "
+        "ORDER BY created_at DESC, instance_id LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    ).fetchall()
+    return {
+        "TotalCount": total,
+        "InstanceStatusSet": [{"InstanceId": r["instance_id"], "InstanceState": r["state"]} for r in rows],
+    }
 
 
 # ---------------------------------------------------------------- state changes
 
-def _transition(emu: Emulator, call: Call, rows: Sequence[sqlite3.Row], operation: str, state: str,
-                next_state: str, duration_key: str, **extra: Any) -> None:
+
+def _transition(
+    emu: Emulator,
+    call: Call,
+    rows: Sequence[sqlite3.Row],
+    operation: str,
+    state: str,
+    next_state: str,
+    duration_key: str,
+    **extra: Any,
+) -> None:
     due_at = call.now + emu.clock.duration(duration_key)
     assignments = "".join(f", {column} = ?" for column in extra)
     emu.store.conn.executemany(
         "UPDATE instances SET state = ?, next_state = ?, started_at = ?, due_at = ?, latest_operation = ?, "
         f"latest_operation_state = 'OPERATING', latest_request_id = ?{assignments} WHERE instance_id = ?",
-        [(state, next_state, call.now, due_at, operation, call.request_id, *extra.values(), r["instance_id"])
-         for r in rows])
+        [
+            (state, next_state, call.now, due_at, operation, call.request_id, *extra.values(), r["instance_id"])
+            for r in rows
+        ],
+    )
     emu.store.note_due(due_at)
 
 
 def _require_state(rows: Sequence[sqlite3.Row], allowed: Sequence[str]) -> None:
     for row in rows:
         if row["state"] not in allowed:
-            raise ApiError(invalid_state_code(row["state"]),
-                           f"The instance `{row['instance_id']}` is {row['state']}; this operation needs "
-                           f"{' or '.join(allowed)}.")
+            raise ApiError(
+                invalid_state_code(row["state"]),
+                f"The instance `{row['instance_id']}` is {row['state']}; this operation needs {' or '.join(allowed)}.",
+            )
         if row["latest_operation_state"] == "OPERATING":
-            raise ApiError("OperationDenied.InstanceOperationInProgress",
-                           f"The instance `{row['instance_id']}` has an operation in progress.")
+            raise ApiError(
+                "OperationDenied.InstanceOperationInProgress",
+                f"The instance `{row['instance_id']}` has an operation in progress.",
+            )
 
 
 def start_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -428,12 +525,14 @@ def stop_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[st
     rows = _owned_instances(emu, call, params["InstanceIds"])
     _require_state(rows, ("RUNNING",))
     if mode == "STOP_CHARGING" and any(r["charge_type"] != "POSTPAID_BY_HOUR" for r in rows):
-        raise ApiError("UnsupportedOperation.StoppedModeStopCharging",
-                       "No-charge shutdown is only for pay-as-you-go instances.")
+        raise ApiError(
+            "UnsupportedOperation.StoppedModeStopCharging", "No-charge shutdown is only for pay-as-you-go instances."
+        )
     for row in rows:
         details = json.loads(row["details"]) | {"StopChargingMode": mode}
-        emu.store.conn.execute("UPDATE instances SET details = ? WHERE instance_id = ?",
-                               (json.dumps(details), row["instance_id"]))
+        emu.store.conn.execute(
+            "UPDATE instances SET details = ? WHERE instance_id = ?", (json.dumps(details), row["instance_id"])
+        )
     _transition(emu, call, rows, "StopInstances", "STOPPING", "STOPPED", "instance.stop")
     return {}
 
@@ -453,12 +552,16 @@ def reboot_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[
 def terminate_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     rows = _owned_instances(emu, call, params["InstanceIds"])
     if len({r["charge_type"] == "PREPAID" for r in rows}) > 1:
-        raise ApiError("UnsupportedOperation.InstanceMixedPricingModel",
-                       "Prepaid and pay-as-you-go instances cannot be terminated in one call.")
+        raise ApiError(
+            "UnsupportedOperation.InstanceMixedPricingModel",
+            "Prepaid and pay-as-you-go instances cannot be terminated in one call.",
+        )
     protected = [r["instance_id"] for r in rows if r["disable_api_termination"]]
     if protected:
-        raise ApiError("UnsupportedOperation.InstancesProtected",
-                       f"The instance `{protected[0]}` has termination protection enabled.")
+        raise ApiError(
+            "UnsupportedOperation.InstancesProtected",
+            f"The instance `{protected[0]}` has termination protection enabled.",
+        )
     _require_state(rows, ("RUNNING", "STOPPED", "SHUTDOWN", "LAUNCH_FAILED"))
     to_recycle = [r for r in rows if r["charge_type"] == "PREPAID" and r["state"] != "SHUTDOWN"]
     to_destroy = [r for r in rows if r not in to_recycle]
@@ -466,10 +569,10 @@ def terminate_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> di
     emu.store.conn.executemany(
         "UPDATE instances SET state = 'SHUTDOWN', latest_operation = 'TerminateInstances', "
         "latest_operation_state = 'SUCCESS', latest_request_id = ? WHERE instance_id = ?",
-        [(call.request_id, r["instance_id"]) for r in to_recycle])
+        [(call.request_id, r["instance_id"]) for r in to_recycle],
+    )
     if to_destroy:
-        _transition(emu, call, to_destroy, "TerminateInstances", "TERMINATING", "TERMINATED",
-                    "instance.terminate")
+        _transition(emu, call, to_destroy, "TerminateInstances", "TERMINATING", "TERMINATED", "instance.terminate")
     return {}
 
 
@@ -480,32 +583,54 @@ def reset_instance(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[st
     details = json.loads(row["details"])
     arm_type = details.get("Architecture") == "arm"
     if (image["architecture"] == "arm") != arm_type:
-        raise ApiError("InvalidParameterValue.InvalidImageForGivenInstanceType",
-                       f"The image `{image['image_id']}` cannot run on {row['instance_type']}.")
+        raise ApiError(
+            "InvalidParameterValue.InvalidImageForGivenInstanceType",
+            f"The image `{image['image_id']}` cannot run on {row['instance_type']}.",
+        )
     system_disk = dict(details["SystemDisk"])
     if system_disk["DiskType"] not in RESETTABLE_DISK_TYPES:
-        raise ApiError("UnsupportedOperation.InvalidDisk",
-                       f"Instances with a {system_disk['DiskType']} system disk cannot be reinstalled.")
+        raise ApiError(
+            "UnsupportedOperation.InvalidDisk",
+            f"Instances with a {system_disk['DiskType']} system disk cannot be reinstalled.",
+        )
     wanted = params.get("SystemDisk") or {}
     if wanted.get("DiskType") not in (None, system_disk["DiskType"]):
         raise ApiError("InvalidParameterValue", "`SystemDisk.DiskType` cannot change on reinstall.")
     size = int(wanted.get("DiskSize") or system_disk["DiskSize"])
     if size < int(system_disk["DiskSize"]) or size < int(image["size_gb"]):
-        raise ApiError("InvalidParameterValue.Range",
-                       f"`SystemDisk.DiskSize` can grow but not shrink below {system_disk['DiskSize']} GiB "
-                       f"or the image size {image['size_gb']} GiB.")
+        raise ApiError(
+            "InvalidParameterValue.Range",
+            f"`SystemDisk.DiskSize` can grow but not shrink below {system_disk['DiskSize']} GiB "
+            f"or the image size {image['size_gb']} GiB.",
+        )
     windows = image["platform"] == "Windows"
     key_ids = _login(params, image)
     _check_host_name(params.get("HostName"), windows)
     system_disk["DiskSize"] = size
-    details.update({"SystemDisk": system_disk, "KeyIds": key_ids, "Architecture": image["architecture"],
-                    "Cloudinit": bool(image["cloudinit"])})
-    emu.store.conn.execute("UPDATE instances SET details = ? WHERE instance_id = ?",
-                           (json.dumps(details), row["instance_id"]))
+    details.update(
+        {
+            "SystemDisk": system_disk,
+            "KeyIds": key_ids,
+            "Architecture": image["architecture"],
+            "Cloudinit": bool(image["cloudinit"]),
+        }
+    )
+    emu.store.conn.execute(
+        "UPDATE instances SET details = ? WHERE instance_id = ?", (json.dumps(details), row["instance_id"])
+    )
     # ImageId and OsName change when the reinstall completes; the instance then runs.
-    _transition(emu, call, [row], "ResetInstance", row["state"], "RUNNING", "instance.reset",
-                pending_image_id=image["image_id"], pending_os_name=image["os_name"],
-                pending_platform=image["platform"])
+    _transition(
+        emu,
+        call,
+        [row],
+        "ResetInstance",
+        row["state"],
+        "RUNNING",
+        "instance.reset",
+        pending_image_id=image["image_id"],
+        pending_os_name=image["os_name"],
+        pending_platform=image["platform"],
+    )
     return {}
 
 

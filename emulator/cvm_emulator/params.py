@@ -52,7 +52,7 @@ def _parse_type(text: str) -> TypeSpec:
     text = text.strip()
     is_list = text.startswith("list of ")
     if is_list:
-        text = text[len("list of "):].strip()
+        text = text[len("list of ") :].strip()
     class_match = _CLASS_RE.search(text)
     if class_match:
         return TypeSpec("model", is_list, class_match.group(1))
@@ -74,8 +74,11 @@ def model_members(model_name: str) -> dict[str, TypeSpec]:
 
 
 def _type_name(spec: TypeSpec) -> str:
-    base = spec.model if spec.kind == "model" else {"str": "String", "int": "Integer", "bool": "Boolean",
-                                                     "float": "Float"}.get(spec.kind, "Any")
+    base = (
+        spec.model
+        if spec.kind == "model"
+        else {"str": "String", "int": "Integer", "bool": "Boolean", "float": "Float"}.get(spec.kind, "Any")
+    )
     return f"Array of {base}" if spec.is_list else base
 
 

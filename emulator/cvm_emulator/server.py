@@ -41,13 +41,27 @@ REGIONLESS = frozenset({"DescribeRegions"})
 # Documented per-action limits (requests per second per account); others default to 20/s.
 DEFAULT_RATE_LIMIT = 20
 RATE_LIMITS: dict[str, int] = {
-    "DescribeImages": 40, "DescribeInstances": 40, "DescribeInstancesStatus": 40,
-    "DescribeImageSharePermission": 20, "DescribeImageQuota": 20, "DescribeImportImageOs": 20,
-    "DescribeImageFromFamily": 20, "DescribeRegions": 20, "DescribeZones": 20,
-    "CreateImage": 10, "DeleteImages": 10, "SyncImages": 10, "ImportImage": 10,
-    "ModifyImageAttribute": 10, "ModifyImageSharePermission": 10,
-    "RunInstances": 10, "StartInstances": 10, "StopInstances": 10, "RebootInstances": 10,
-    "TerminateInstances": 10, "ResetInstance": 10,
+    "DescribeImages": 40,
+    "DescribeInstances": 40,
+    "DescribeInstancesStatus": 40,
+    "DescribeImageSharePermission": 20,
+    "DescribeImageQuota": 20,
+    "DescribeImportImageOs": 20,
+    "DescribeImageFromFamily": 20,
+    "DescribeRegions": 20,
+    "DescribeZones": 20,
+    "CreateImage": 10,
+    "DeleteImages": 10,
+    "SyncImages": 10,
+    "ImportImage": 10,
+    "ModifyImageAttribute": 10,
+    "ModifyImageSharePermission": 10,
+    "RunInstances": 10,
+    "StartInstances": 10,
+    "StopInstances": 10,
+    "RebootInstances": 10,
+    "TerminateInstances": 10,
+    "ResetInstance": 10,
 }
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -85,23 +99,31 @@ class Metrics:
         registry = CollectorRegistry()
         return cls(
             registry,
-            Counter("cvm_emulator_requests", "API requests by action and result code (OK on success).",
-                    ["action", "code"], registry=registry),
-            Histogram("cvm_emulator_request_duration_seconds", "API request handling time by action.",
-                      ["action"], registry=registry,
-                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)),
+            Counter(
+                "cvm_emulator_requests",
+                "API requests by action and result code (OK on success).",
+                ["action", "code"],
+                registry=registry,
+            ),
+            Histogram(
+                "cvm_emulator_request_duration_seconds",
+                "API request handling time by action.",
+                ["action"],
+                registry=registry,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            ),
         )
 
 
 def envelope(payload: dict[str, Any]) -> web.Response:
     # Exactly `application/json`: the SDK ignores Response.Error under any other content type.
-    return web.Response(body=json.dumps({"Response": payload}).encode("ascii"),
-                        headers=JSON_HEADERS)
+    return web.Response(body=json.dumps({"Response": payload}).encode("ascii"), headers=JSON_HEADERS)
 
 
 class EmulatorServer:
-    def __init__(self, store: Store, catalogue: Catalogue, config: EmulatorConfig, clock: Clock,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, store: Store, catalogue: Catalogue, config: EmulatorConfig, clock: Clock, rng: random.Random | None = None
+    ) -> None:
         self.emu = Emulator(store, catalogue, config, clock)
         self.emu.start_import = self.start_import
         self.accounts_by_secret = {a.secret_id: a for a in config.accounts}
@@ -126,7 +148,8 @@ class EmulatorServer:
         store.seed_catalogue(self.emu.catalogue, created_at=1704067200.0)  # 2024-01-01T00:00:00Z
         store.refresh_next_due()
         for row in store.conn.execute(
-                "SELECT image_id, region FROM images WHERE state = 'IMPORTING' AND next_state IS NULL").fetchall():
+            "SELECT image_id, region FROM images WHERE state = 'IMPORTING' AND next_state IS NULL"
+        ).fetchall():
             log.info("resuming the import of %s in %s", row["image_id"], row["region"])
             self.start_import(row["image_id"], row["region"])
         ticker = asyncio.create_task(self._tick())
@@ -156,8 +179,9 @@ class EmulatorServer:
 
     async def _run_import(self, image_id: str, region: str) -> None:
         store = self.emu.store
-        row = store.conn.execute("SELECT import_url, import_force FROM images WHERE image_id = ? AND region = ?",
-                                 (image_id, region)).fetchone()
+        row = store.conn.execute(
+            "SELECT import_url, import_force FROM images WHERE image_id = ? AND region = ?", (image_id, region)
+        ).fetchone()
         if row is None:
             return
         try:
@@ -172,15 +196,20 @@ class EmulatorServer:
                 outcome, size, detail = "NORMAL", size_in_gib(detection.virtual_size), detection.disk_format
         log.info("import of %s in %s: %s (%s)", image_id, region, outcome, detail)
         now = self.emu.clock.now()
-        snapshots = json.dumps([{"SnapshotId": f"snap-{random_suffix()}", "DiskUsage": "SYSTEM_DISK",
-                                 "DiskSize": size}] if outcome == "NORMAL" else [])
+        snapshots = json.dumps(
+            [{"SnapshotId": f"snap-{random_suffix()}", "DiskUsage": "SYSTEM_DISK", "DiskSize": size}]
+            if outcome == "NORMAL"
+            else []
+        )
         with store.transaction() as conn:
             conn.execute(
                 "UPDATE images SET next_state = ?, size_gb = ?, import_detail = ?, snapshots = ?, "
                 "due_at = MAX(COALESCE(due_at, 0), ?) WHERE image_id = ? AND region = ? AND state = 'IMPORTING'",
-                (outcome, size, detail, snapshots, now, image_id, region))
-            due = conn.execute("SELECT due_at FROM images WHERE image_id = ? AND region = ?",
-                               (image_id, region)).fetchone()
+                (outcome, size, detail, snapshots, now, image_id, region),
+            )
+            due = conn.execute(
+                "SELECT due_at FROM images WHERE image_id = ? AND region = ?", (image_id, region)
+            ).fetchone()
         if due is not None and due["due_at"] is not None:
             store.note_due(float(due["due_at"]))
 
@@ -207,8 +236,12 @@ class EmulatorServer:
             payload = {"Error": {"Code": exc.code, "Message": exc.message}}
             code = exc.code
         except web.HTTPRequestEntityTooLarge:
-            payload = {"Error": {"Code": "RequestSizeLimitExceeded",
-                                 "Message": f"The request body exceeds {MAX_BODY_BYTES} bytes."}}
+            payload = {
+                "Error": {
+                    "Code": "RequestSizeLimitExceeded",
+                    "Message": f"The request body exceeds {MAX_BODY_BYTES} bytes.",
+                }
+            }
             code = "RequestSizeLimitExceeded"
         except Exception as exc:
             log.error("internal error in %s: %s", action, traceback.format_exc())
@@ -233,8 +266,9 @@ class EmulatorServer:
         if version != API_VERSION:
             raise ApiError("NoSuchVersion", f"The API version `{version}` does not exist; use {API_VERSION}.")
         now = self.emu.clock.now()
-        signed = SignedRequest(request.method, request.path, request.query_string,
-                               {k.lower(): v for k, v in request.headers.items()}, body)
+        signed = SignedRequest(
+            request.method, request.path, request.query_string, {k.lower(): v for k, v in request.headers.items()}, body
+        )
         account = authenticate(signed, self.accounts_by_secret, now)
         content_type = request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
@@ -248,9 +282,11 @@ class EmulatorServer:
         config = self.emu.config
         if config.enforce_rate_limits and not self.buckets.take(account.account_id, action, time.monotonic()):
             limit = self.buckets.limit_for(action)
-            raise ApiError("RequestLimitExceeded",
-                           f"Your requests to {action} exceed the limit of {limit} per second. "
-                           "Please reduce the frequency of calls.")
+            raise ApiError(
+                "RequestLimitExceeded",
+                f"Your requests to {action} exceed the limit of {limit} per second. "
+                "Please reduce the frequency of calls.",
+            )
         if config.fail_rate > 0 and self.rng.random() < config.fail_rate:
             raise ApiError("InternalError", "An internal error occurred (injected fault).")
         try:

@@ -117,8 +117,9 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(_SCHEMA)
-        self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                          (str(SCHEMA_VERSION),))
+        self.conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
         self._next_due = 0.0
         self._in_transaction = False
         # Every committed transaction bumps the generation, which empties the read cache.
@@ -184,7 +185,9 @@ class Store:
         with self.transaction() as conn:
             moved = conn.execute(
                 "UPDATE images SET state = next_state, next_state = NULL, due_at = NULL "
-                "WHERE next_state IS NOT NULL AND due_at <= ?", (now,)).rowcount
+                "WHERE next_state IS NOT NULL AND due_at <= ?",
+                (now,),
+            ).rowcount
             moved += conn.execute(
                 "UPDATE instances SET state = next_state, next_state = NULL, due_at = NULL, "
                 "image_id = COALESCE(pending_image_id, image_id), os_name = COALESCE(pending_os_name, os_name), "
@@ -192,14 +195,17 @@ class Store:
                 "pending_os_name = NULL, pending_platform = NULL, "
                 "latest_operation_state = CASE WHEN latest_operation_state = 'OPERATING' THEN 'SUCCESS' "
                 "ELSE latest_operation_state END "
-                "WHERE next_state IS NOT NULL AND due_at <= ?", (now,)).rowcount
+                "WHERE next_state IS NOT NULL AND due_at <= ?",
+                (now,),
+            ).rowcount
             self.refresh_next_due()
         return moved
 
     def refresh_next_due(self) -> None:
         row = self.conn.execute(
             "SELECT MIN(d) AS d FROM (SELECT MIN(due_at) AS d FROM images WHERE next_state IS NOT NULL "
-            "UNION ALL SELECT MIN(due_at) FROM instances WHERE next_state IS NOT NULL)").fetchone()
+            "UNION ALL SELECT MIN(due_at) FROM instances WHERE next_state IS NOT NULL)"
+        ).fetchone()
         self._next_due = float(row["d"]) if row and row["d"] is not None else 0.0
 
     def seed_catalogue(self, catalogue: Catalogue, created_at: float) -> None:
@@ -211,7 +217,18 @@ class Store:
                         "INSERT OR REPLACE INTO images (image_id, region, image_type, owner, image_name, "
                         "description, os_name, platform, architecture, size_gb, image_source, state, family, "
                         "cloudinit, created_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, ?, ?, 'OFFICIAL', 'NORMAL', ?, ?, ?)",
-                        (image.image_id, region, image.image_type, image.image_name, image.description,
-                         image.os_name, image.platform, image.architecture, image.size_gb, image.family,
-                         int(image.cloudinit), created_at),
+                        (
+                            image.image_id,
+                            region,
+                            image.image_type,
+                            image.image_name,
+                            image.description,
+                            image.os_name,
+                            image.platform,
+                            image.architecture,
+                            image.size_gb,
+                            image.family,
+                            int(image.cloudinit),
+                            created_at,
+                        ),
                     )

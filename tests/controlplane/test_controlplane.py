@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 import pytest
@@ -67,11 +67,14 @@ def test_serves_version_built_from_pinned_modules(k8s_api: kubernetes.client.Api
 
 def test_namespace_and_configmap_crud_and_watch(k8s_api: kubernetes.client.ApiClient, namespace: str) -> None:
     core = kubernetes.client.CoreV1Api(k8s_api)
-    assert core.read_namespace(namespace).metadata.name == namespace
-    assert namespace in [ns.metadata.name for ns in core.list_namespace().items]
+    read = core.read_namespace(namespace)
+    assert read.metadata is not None and read.metadata.name == namespace
+    assert namespace in [ns.metadata.name for ns in core.list_namespace().items if ns.metadata is not None]
 
     seen: list[tuple[str, dict[str, str]]] = []
-    start = core.list_namespaced_config_map(namespace).metadata.resource_version
+    listed = core.list_namespaced_config_map(namespace)
+    assert listed.metadata is not None
+    start = listed.metadata.resource_version
 
     def watch() -> None:
         stream = kubernetes.watch.Watch()
@@ -88,7 +91,7 @@ def test_namespace_and_configmap_crud_and_watch(k8s_api: kubernetes.client.ApiCl
     core.create_namespaced_config_map(namespace, body)
     assert core.read_namespaced_config_map("settings", namespace).data == {"a": "1"}
     core.patch_namespaced_config_map("settings", namespace, {"data": {"a": "2"}})
-    assert [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items] == ["settings"]
+    assert [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items if cm.metadata] == ["settings"]
     core.delete_namespaced_config_map("settings", namespace)
     watcher.join(timeout=30)
     assert [kind for kind, _ in seen] == ["ADDED", "MODIFIED", "DELETED"]
@@ -99,14 +102,15 @@ def test_namespace_and_configmap_crud_and_watch(k8s_api: kubernetes.client.ApiCl
 def widget_crd(k8s_api: kubernetes.client.ApiClient) -> str:
     extensions = kubernetes.client.ApiextensionsV1Api(k8s_api)
     try:
-        extensions.create_custom_resource_definition(WIDGET_CRD)
+        extensions.create_custom_resource_definition(WIDGET_CRD)  # type: ignore[arg-type]
     except kubernetes.client.ApiException as error:
         if error.status != 409:
             raise
 
     def established() -> bool:
         crd = extensions.read_custom_resource_definition(WIDGET_CRD["metadata"]["name"])  # type: ignore[index]
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+        conditions = crd.status.conditions if crd.status is not None else None
+        return any(c.type == "Established" and c.status == "True" for c in conditions or [])
 
     wait_for(established)
     return "widgets"
@@ -151,14 +155,13 @@ def test_status_subresource_separates_spec_and_status(
     custom.patch_namespaced_custom_object_status(
         group, version, namespace, widget_crd, "w", {"spec": {"color": "blue"}, "status": {"phase": "Ready"}}
     )
-    stored = custom.get_namespaced_custom_object(group, version, namespace, widget_crd, "w")
+    stored = cast(dict[str, Any], custom.get_namespaced_custom_object(group, version, namespace, widget_crd, "w"))
     assert stored["status"] == {"phase": "Ready"}
     assert stored["spec"]["color"] == "red"
     # And a main-resource patch does not touch status.
     custom.patch_namespaced_custom_object(group, version, namespace, widget_crd, "w", {"status": {"phase": "X"}})
-    assert custom.get_namespaced_custom_object(group, version, namespace, widget_crd, "w")["status"] == {
-        "phase": "Ready"
-    }
+    again = cast(dict[str, Any], custom.get_namespaced_custom_object(group, version, namespace, widget_crd, "w"))
+    assert again["status"] == {"phase": "Ready"}
 
 
 def _try_create(custom: kubernetes.client.CustomObjectsApi, namespace: str, plural: str, body: dict[str, Any]) -> bool:
@@ -192,7 +195,7 @@ def test_rbac_refuses_until_a_role_grants(
             {
                 "metadata": {"name": "read-configmaps"},
                 "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}],
-            },
+            },  # type: ignore[arg-type]
         )
         rbac.create_namespaced_role_binding(
             namespace,
@@ -202,7 +205,7 @@ def test_rbac_refuses_until_a_role_grants(
                 "subjects": [
                     {"kind": "User", "name": module.UNPRIVILEGED_USER, "apiGroup": "rbac.authorization.k8s.io"}
                 ],
-            },
+            },  # type: ignore[arg-type]
         )
 
         def allowed() -> bool:
@@ -216,7 +219,7 @@ def test_rbac_refuses_until_a_role_grants(
         wait_for(allowed)
         # Only what the role grants: writing is still refused.
         with pytest.raises(kubernetes.client.ApiException) as write:
-            user.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}})
+            user.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}})  # type: ignore[arg-type]
         assert write.value.status == 403
 
 

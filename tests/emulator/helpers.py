@@ -76,6 +76,7 @@ def wait_image_state(client: Any, image_id: str, *states: str, timeout: float = 
     def probe() -> Any:
         img = image(client, image_id)
         return img if img is not None and img.ImageState in states else None
+
     return wait_until(probe, timeout)
 
 
@@ -83,14 +84,16 @@ def wait_instance_state(client: Any, instance_id: str, *states: str, timeout: fl
     def probe() -> Any:
         ins = instance(client, instance_id)
         return ins if ins is not None and ins.InstanceState in states else None
+
     return wait_until(probe, timeout)
 
 
 def launch(client: Any, image_id: str = UBUNTU, zone: str = ZONE, wait: bool = True, **params: Any) -> str:
     """Launch one instance and (by default) wait until it runs."""
     params.setdefault("InstanceType", "S5.MEDIUM2")
-    instance_id: str = call(client, "RunInstances", Placement={"Zone": zone}, ImageId=image_id,
-                            **params).InstanceIdSet[0]
+    instance_id: str = call(client, "RunInstances", Placement={"Zone": zone}, ImageId=image_id, **params).InstanceIdSet[
+        0
+    ]
     if wait:
         wait_instance_state(client, instance_id, "RUNNING")
     return instance_id
@@ -107,13 +110,15 @@ def image_source(client: Any) -> str:
     return _image_sources[key]
 
 
-def custom_image(client: Any, instance_id: str | None = None, name: str | None = None, wait: bool = True,
-                 **params: Any) -> str:
+def custom_image(
+    client: Any, instance_id: str | None = None, name: str | None = None, wait: bool = True, **params: Any
+) -> str:
     """Make a custom image from an instance (a shared running one by default) and wait until NORMAL."""
     if instance_id is None:
         instance_id = image_source(client)
-    image_id: str = call(client, "CreateImage", ImageName=name or unique("img"), InstanceId=instance_id,
-                         **params).ImageId
+    image_id: str = call(
+        client, "CreateImage", ImageName=name or unique("img"), InstanceId=instance_id, **params
+    ).ImageId
     if wait:
         wait_image_state(client, image_id, "NORMAL")
     return image_id

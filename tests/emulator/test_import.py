@@ -18,16 +18,29 @@ from .helpers import call, expect_error, image, unique, wait_image_state
 
 
 def import_params(url: str, **extra: Any) -> dict[str, Any]:
-    return {"Architecture": "x86_64", "OsType": "CentOS", "OsVersion": "7", "ImageUrl": url,
-            "ImageName": unique("imported"), **extra}
+    return {
+        "Architecture": "x86_64",
+        "OsType": "CentOS",
+        "OsVersion": "7",
+        "ImageUrl": url,
+        "ImageName": unique("imported"),
+        **extra,
+    }
 
 
 def test_import_qcow2_over_http(shared_emulator: EmulatorProcess, disk_server: DiskFileServer) -> None:
     write_qcow2(disk_server.directory / "disk.qcow2", virtual_size=8 * 2**30)
     client = sdk_client(shared_emulator)
-    image_id = call(client, "ImportImage", **import_params(
-        disk_server.url("disk.qcow2"), BootMode="UEFI", ImageDescription="from qcow2",
-        TagSpecification=[{"ResourceType": "image", "Tags": [{"Key": "source", "Value": "qcow2"}]}])).ImageId
+    image_id = call(
+        client,
+        "ImportImage",
+        **import_params(
+            disk_server.url("disk.qcow2"),
+            BootMode="UEFI",
+            ImageDescription="from qcow2",
+            TagSpecification=[{"ResourceType": "image", "Tags": [{"Key": "source", "Value": "qcow2"}]}],
+        ),
+    ).ImageId
     assert image(client, image_id).ImageState == "IMPORTING"
     done = wait_image_state(client, image_id, "NORMAL", "IMPORTFAILED")
     assert done.ImageState == "NORMAL"
@@ -79,14 +92,26 @@ def test_import_parameter_rules(shared_emulator: EmulatorProcess) -> None:
     url = "http://127.0.0.1:9/disk.qcow2"
     expect_error("InvalidImageOsType.Unsupported", client, "ImportImage", **import_params(url, OsType="BeOS"))
     expect_error("InvalidImageOsVersion.Unsupported", client, "ImportImage", **import_params(url, OsVersion="99"))
-    expect_error("InvalidParameter.InvalidParameterUrlError", client, "ImportImage",
-                 **import_params("ftp://example.invalid/disk.qcow2"))
+    expect_error(
+        "InvalidParameter.InvalidParameterUrlError",
+        client,
+        "ImportImage",
+        **import_params("ftp://example.invalid/disk.qcow2"),
+    )
     expect_error("InvalidParameterValue", client, "ImportImage", **import_params(url, Architecture="sparc"))
-    expect_error("InvalidParameterValue.InvalidLicenseType", client, "ImportImage",
-                 **import_params(url, LicenseType="FREE"))
+    expect_error(
+        "InvalidParameterValue.InvalidLicenseType", client, "ImportImage", **import_params(url, LicenseType="FREE")
+    )
     expect_error("InvalidParameterValue.InvalidBootMode", client, "ImportImage", **import_params(url, BootMode="EFI"))
-    expect_error("MissingParameter", client, "ImportImage", Architecture="x86_64", OsType="CentOS", OsVersion="7",
-                 ImageName=unique())
+    expect_error(
+        "MissingParameter",
+        client,
+        "ImportImage",
+        Architecture="x86_64",
+        OsType="CentOS",
+        OsVersion="7",
+        ImageName=unique(),
+    )
     name = unique("dup")
     call(client, "ImportImage", **(import_params(url) | {"ImageName": name}))
     expect_error("InvalidImageName.Duplicate", client, "ImportImage", **(import_params(url) | {"ImageName": name}))
@@ -95,8 +120,13 @@ def test_import_parameter_rules(shared_emulator: EmulatorProcess) -> None:
 def test_byol_images_cannot_be_shared(shared_emulator: EmulatorProcess, disk_server: DiskFileServer) -> None:
     write_qcow2(disk_server.directory / "byol.qcow2")
     client = sdk_client(shared_emulator)
-    image_id = call(client, "ImportImage", **import_params(disk_server.url("byol.qcow2"),
-                                                           LicenseType="BYOL")).ImageId
+    image_id = call(client, "ImportImage", **import_params(disk_server.url("byol.qcow2"), LicenseType="BYOL")).ImageId
     assert wait_image_state(client, image_id, "NORMAL").LicenseType == "BYOL"
-    expect_error("FailedOperation.BYOLImageShareFailed", client, "ModifyImageSharePermission", ImageId=image_id,
-                 AccountIds=["200000000002"], Permission="SHARE")
+    expect_error(
+        "FailedOperation.BYOLImageShareFailed",
+        client,
+        "ModifyImageSharePermission",
+        ImageId=image_id,
+        AccountIds=["200000000002"],
+        Permission="SHARE",
+    )

@@ -28,6 +28,7 @@ def probe_of(data: bytes) -> DiskProbe:
 
 # ---------------------------------------------------------------- disk formats
 
+
 def test_qcow2_header_is_recognised_with_its_virtual_size(tmp_path: Path) -> None:
     data = write_qcow2(tmp_path / "d.qcow2", virtual_size=3 * 2**30).read_bytes()
     detection = detect_format(probe_of(data), force=False)
@@ -81,6 +82,7 @@ def test_iso_only_with_force(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- filters and paging
 
+
 def test_filter_limits_and_names() -> None:
     allowed = frozenset({"image-id", "tag:"})
     assert parse_filters([{"Name": "tag:team", "Values": ["web"]}], allowed)[0].name == "tag:team"
@@ -105,6 +107,7 @@ def test_paging_defaults_and_bounds() -> None:
 
 # ---------------------------------------------------------------- instances
 
+
 def test_instance_names_follow_the_documented_patterns() -> None:
     assert instance_names("web", 1) == ["web"]
     assert instance_names("web-", 3) == ["web-1", "web-2", "web-3"]
@@ -128,6 +131,7 @@ def test_state_error_codes() -> None:
 
 # ---------------------------------------------------------------- clock
 
+
 def test_clock_presets_and_factor() -> None:
     assert Clock.parse("fast").durations == FAST_DURATIONS
     assert Clock.parse("realistic").durations == REALISTIC_DURATIONS
@@ -146,11 +150,13 @@ def test_progress_percent() -> None:
 
 # ---------------------------------------------------------------- signatures and parameters
 
+
 def sign(secret_key: str, headers: dict[str, str], body: bytes, timestamp: int, date: str) -> str:
-    canonical = (f"POST\n/\n\ncontent-type:{headers['content-type']}\nhost:{headers['host']}\n\n"
-                 f"content-type;host\n{hashlib.sha256(body).hexdigest()}")
-    to_sign = (f"TC3-HMAC-SHA256\n{timestamp}\n{date}/cvm/tc3_request\n"
-               f"{hashlib.sha256(canonical.encode()).hexdigest()}")
+    canonical = (
+        f"POST\n/\n\ncontent-type:{headers['content-type']}\nhost:{headers['host']}\n\n"
+        f"content-type;host\n{hashlib.sha256(body).hexdigest()}"
+    )
+    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{date}/cvm/tc3_request\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     return str(Sign.sign_tc3(secret_key, date, "cvm", to_sign))
 
 
@@ -159,8 +165,10 @@ def signed_request(secret_id: str, secret_key: str, timestamp: int) -> SignedReq
     date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
     headers = {"content-type": "application/json", "host": "127.0.0.1:9000", "x-tc-timestamp": str(timestamp)}
     signature = sign(secret_key, headers, body, timestamp, date)
-    headers["authorization"] = (f"TC3-HMAC-SHA256 Credential={secret_id}/{date}/cvm/tc3_request, "
-                                f"SignedHeaders=content-type;host, Signature={signature}")
+    headers["authorization"] = (
+        f"TC3-HMAC-SHA256 Credential={secret_id}/{date}/cvm/tc3_request, "
+        f"SignedHeaders=content-type;host, Signature={signature}"
+    )
     return SignedRequest("POST", "/", "", headers, body)
 
 
@@ -181,8 +189,7 @@ def test_authenticate_accepts_good_and_rejects_bad_signatures() -> None:
 
 
 def test_validate_request_follows_the_sdk_models() -> None:
-    validate_request("DescribeImages", {"Filters": [{"Name": "image-type", "Values": ["PUBLIC_IMAGE"]}],
-                                        "Limit": 5})
+    validate_request("DescribeImages", {"Filters": [{"Name": "image-type", "Values": ["PUBLIC_IMAGE"]}], "Limit": 5})
     cases: list[tuple[dict[str, Any], str]] = [
         ({"Bogus": 1}, "UnknownParameter"),
         ({"Limit": "5"}, "InvalidParameter"),
@@ -201,10 +208,18 @@ def test_validate_request_follows_the_sdk_models() -> None:
 
 # ---------------------------------------------------------------- catalogue and config
 
+
 def test_catalogue_has_required_regions_and_images() -> None:
     catalogue = load_catalogue()
-    for region in ("ap-guangzhou", "ap-shanghai", "ap-beijing", "ap-singapore", "ap-tokyo", "na-siliconvalley",
-                   "eu-frankfurt"):
+    for region in (
+        "ap-guangzhou",
+        "ap-shanghai",
+        "ap-beijing",
+        "ap-singapore",
+        "ap-tokyo",
+        "na-siliconvalley",
+        "eu-frankfurt",
+    ):
         assert catalogue.regions[region].zones
     platforms = {i.platform for i in catalogue.images}
     assert {"TencentOS", "Ubuntu", "CentOS", "Debian", "OpenCloudOS", "Windows"} <= platforms

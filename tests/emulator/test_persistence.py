@@ -27,8 +27,15 @@ def test_restart_in_the_middle_of_an_import(emulator_factory: Any, disk_server: 
     disk_server.delay_seconds = 60.0  # the first fetch hangs until the emulator goes away
     process = emulator_factory()
     client = sdk_client(process)
-    image_id = call(client, "ImportImage", Architecture="x86_64", OsType="Ubuntu", OsVersion="22",
-                    ImageUrl=disk_server.url("slow.qcow2"), ImageName="slow-import").ImageId
+    image_id = call(
+        client,
+        "ImportImage",
+        Architecture="x86_64",
+        OsType="Ubuntu",
+        OsVersion="22",
+        ImageUrl=disk_server.url("slow.qcow2"),
+        ImageName="slow-import",
+    ).ImageId
     wait_until(lambda: len(disk_server.requests) == 1)
     assert image(client, image_id).ImageState == "IMPORTING"
     disk_server.delay_seconds = 0.0
@@ -48,8 +55,11 @@ def test_restart_in_the_middle_of_a_copy_keeps_state(emulator_factory: Any) -> N
     # Slow the clock so the copy (180 s realistic) takes several seconds, then copy.
     process.clock = "0.02"
     process.restart()
-    copy_id = call(owner, "SyncImages", ImageIds=[image_id], DestinationRegions=["ap-shanghai"],
-                   ImageSetRequired=True).ImageSet[0].ImageId
+    copy_id = (
+        call(owner, "SyncImages", ImageIds=[image_id], DestinationRegions=["ap-shanghai"], ImageSetRequired=True)
+        .ImageSet[0]
+        .ImageId
+    )
     shanghai = sdk_client(process, region="ap-shanghai")
     before = image(shanghai, copy_id)
     assert before.ImageState == "SYNCING"
@@ -66,10 +76,13 @@ def test_restart_in_the_middle_of_a_copy_keeps_state(emulator_factory: Any) -> N
 
 
 async def test_fifty_concurrent_clients_lose_no_updates(emulator_factory: Any) -> None:
-    extra = [{"accountId": f"{500000000000 + n}", "secretId": f"AKIDconcurrent{n:04d}", "secretKey": f"k{n}"}
-             for n in range(50)]
-    builtin = [{"accountId": a.account_id, "secretId": a.secret_id, "secretKey": a.secret_key}
-               for a in BUILTIN_ACCOUNTS]
+    extra = [
+        {"accountId": f"{500000000000 + n}", "secretId": f"AKIDconcurrent{n:04d}", "secretKey": f"k{n}"}
+        for n in range(50)
+    ]
+    builtin = [
+        {"accountId": a.account_id, "secretId": a.secret_id, "secretKey": a.secret_key} for a in BUILTIN_ACCOUNTS
+    ]
     process = emulator_factory(config={"accounts": builtin + extra})
     owner = sdk_client(process)
     instance_id = launch(owner)
@@ -77,16 +90,30 @@ async def test_fifty_concurrent_clients_lose_no_updates(emulator_factory: Any) -
     clients = [async_sdk_client(process) for _ in range(50)]
     try:
         names = [unique(f"c{n}") for n in range(50)]
-        created = await asyncio.gather(*(acall(c, "CreateImage", ImageName=name, InstanceId=instance_id)
-                                         for c, name in zip(clients, names, strict=True)))
-        await asyncio.gather(*(acall(c, "ModifyImageSharePermission", ImageId=image_id,
-                                     AccountIds=[a["accountId"]], Permission="SHARE")
-                               for c, a in zip(clients, extra, strict=True)))
+        created = await asyncio.gather(
+            *(
+                acall(c, "CreateImage", ImageName=name, InstanceId=instance_id)
+                for c, name in zip(clients, names, strict=True)
+            )
+        )
+        await asyncio.gather(
+            *(
+                acall(
+                    c, "ModifyImageSharePermission", ImageId=image_id, AccountIds=[a["accountId"]], Permission="SHARE"
+                )
+                for c, a in zip(clients, extra, strict=True)
+            )
+        )
         token = unique("token")
-        launched = await asyncio.gather(*(acall(c, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU,
-                                                ClientToken=token) for c in clients))
-        named = await asyncio.gather(*(acall(c, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU,
-                                            InstanceName=f"parallel-{n}") for n, c in enumerate(clients)))
+        launched = await asyncio.gather(
+            *(acall(c, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU, ClientToken=token) for c in clients)
+        )
+        named = await asyncio.gather(
+            *(
+                acall(c, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU, InstanceName=f"parallel-{n}")
+                for n, c in enumerate(clients)
+            )
+        )
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     assert len({r.ImageId for r in created}) == 50

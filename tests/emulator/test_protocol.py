@@ -19,9 +19,15 @@ from tests.support.emulator import EmulatorProcess, async_sdk_client, client_pro
 from .helpers import call, expect_error
 
 
-def raw_post(emulator: EmulatorProcess, action: str, body: dict[str, Any], timestamp: int,
-             secret_id: str | None = None, secret_key: str | None = None,
-             version: str = "2017-03-12") -> tuple[dict[str, str], dict[str, Any]]:
+def raw_post(
+    emulator: EmulatorProcess,
+    action: str,
+    body: dict[str, Any],
+    timestamp: int,
+    secret_id: str | None = None,
+    secret_key: str | None = None,
+    version: str = "2017-03-12",
+) -> tuple[dict[str, str], dict[str, Any]]:
     """A TC3-signed request built by hand (same algorithm as the SDK), e.g. with an old timestamp."""
     account = emulator.accounts[0]
     secret_id = secret_id or account.secret_id
@@ -29,15 +35,21 @@ def raw_post(emulator: EmulatorProcess, action: str, body: dict[str, Any], times
     payload = json.dumps(body).encode()
     host = emulator.host_port
     date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
-    canonical = (f"POST\n/\n\ncontent-type:application/json\nhost:{host}\n\ncontent-type;host\n"
-                 f"{hashlib.sha256(payload).hexdigest()}")
+    canonical = (
+        f"POST\n/\n\ncontent-type:application/json\nhost:{host}\n\ncontent-type;host\n"
+        f"{hashlib.sha256(payload).hexdigest()}"
+    )
     to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{date}/cvm/tc3_request\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     signature = Sign.sign_tc3(secret_key, date, "cvm", to_sign)
     headers = {
-        "Content-Type": "application/json", "Host": host, "X-TC-Action": action, "X-TC-Version": version,
-        "X-TC-Region": "ap-guangzhou", "X-TC-Timestamp": str(timestamp),
+        "Content-Type": "application/json",
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Version": version,
+        "X-TC-Region": "ap-guangzhou",
+        "X-TC-Timestamp": str(timestamp),
         "Authorization": f"TC3-HMAC-SHA256 Credential={secret_id}/{date}/cvm/tc3_request, "
-                         f"SignedHeaders=content-type;host, Signature={signature}",
+        f"SignedHeaders=content-type;host, Signature={signature}",
     }
     req = urllib.request.Request(f"{emulator.endpoint}/", data=payload, headers=headers, method="POST")
     with urllib.request.urlopen(req, timeout=10) as response:
@@ -47,8 +59,13 @@ def raw_post(emulator: EmulatorProcess, action: str, body: dict[str, Any], times
 
 def common_client(emulator: EmulatorProcess, version: str = "2017-03-12", account: int = 0) -> CommonClient:
     acc = emulator.accounts[account]
-    return CommonClient("cvm", version, credential.Credential(acc.secret_id, acc.secret_key), "ap-guangzhou",
-                        profile=client_profile(emulator))
+    return CommonClient(
+        "cvm",
+        version,
+        credential.Credential(acc.secret_id, acc.secret_key),
+        "ap-guangzhou",
+        profile=client_profile(emulator),
+    )
 
 
 def common_error(client: CommonClient, action: str, params: dict[str, Any]) -> str:
@@ -85,8 +102,7 @@ def test_bad_signature_and_unknown_secret_id(shared_emulator: EmulatorProcess) -
 
 
 def test_version_action_and_parameter_errors(shared_emulator: EmulatorProcess) -> None:
-    assert common_error(common_client(shared_emulator, version="2099-01-01"), "DescribeImages", {}) == \
-        "NoSuchVersion"
+    assert common_error(common_client(shared_emulator, version="2099-01-01"), "DescribeImages", {}) == "NoSuchVersion"
     client = common_client(shared_emulator)
     assert common_error(client, "DescribeFlyingSaucers", {}) == "InvalidAction"
     assert common_error(client, "DescribeImages", {"Colour": "red"}) == "UnknownParameter"
@@ -94,8 +110,10 @@ def test_version_action_and_parameter_errors(shared_emulator: EmulatorProcess) -
     assert common_error(client, "DescribeImages", {"Filters": [{"Name": "image-type"}]}) == "MissingParameter"
     assert common_error(client, "DeleteImages", {}) == "MissingParameter"
     assert common_error(client, "RunInstances", {"ImageId": "img-487zeit5"}) == "MissingParameter"
-    assert common_error(client, "RunInstances", {"ImageId": "img-487zeit5", "Placement": {"Zone": 3}}) == \
-        "InvalidParameter"
+    assert (
+        common_error(client, "RunInstances", {"ImageId": "img-487zeit5", "Placement": {"Zone": 3}})
+        == "InvalidParameter"
+    )
     # The typed client sends the SDK's member names, so the same checks hold with it.
     expect_error("InvalidParameter", sdk_client(shared_emulator), "DescribeImages", Offset="0")
 
@@ -137,8 +155,11 @@ def test_added_latency_is_observed(emulator_factory: Any) -> None:
     slow = emulator_factory(extra_args=["--latency-ms", "200"])
     call(sdk_client(slow), "DescribeRegions")
     text = slow.metrics()
-    line = next(x for x in text.splitlines()
-                if x.startswith('cvm_emulator_request_duration_seconds_sum{action="DescribeRegions"}'))
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith('cvm_emulator_request_duration_seconds_sum{action="DescribeRegions"}')
+    )
     assert float(line.split()[-1]) >= 0.2
 
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 import pytest
@@ -76,7 +76,8 @@ def _strip_finalizers(api: kubernetes.client.ApiClient, namespace: str) -> None:
             continue
         plural = crd.spec.names.plural
         version = crd.spec.versions[0].name
-        for item in custom.list_namespaced_custom_object(GROUP, version, namespace, plural)["items"]:
+        listed = cast(dict[str, Any], custom.list_namespaced_custom_object(GROUP, version, namespace, plural))
+        for item in listed["items"]:
             name = item["metadata"]["name"]
             try:
                 custom.patch_namespaced_custom_object(

@@ -37,8 +37,9 @@ class EmulatorAccount:
 
 
 BUILTIN_ACCOUNTS = tuple(
-    EmulatorAccount(f"{n}0000000000{n}", f"AKIDcvmEmulatorAccount00000000000{n}",
-                    f"cvmEmulatorSecretKey000000000000{n}")
+    EmulatorAccount(
+        f"{n}0000000000{n}", f"AKIDcvmEmulatorAccount00000000000{n}", f"cvmEmulatorSecretKey000000000000{n}"
+    )
     for n in (1, 2, 3)
 )
 
@@ -73,8 +74,10 @@ class EmulatorProcess:
     @property
     def accounts(self) -> list[EmulatorAccount]:
         if self.config and "accounts" in self.config:
-            return [EmulatorAccount(str(a["accountId"]), str(a["secretId"]), str(a["secretKey"]))
-                    for a in self.config["accounts"]]
+            return [
+                EmulatorAccount(str(a["accountId"]), str(a["secretId"]), str(a["secretKey"]))
+                for a in self.config["accounts"]
+            ]
         return list(BUILTIN_ACCOUNTS)
 
     @property
@@ -87,9 +90,22 @@ class EmulatorProcess:
 
     def _command(self) -> list[str]:
         port_file = self.workdir / "port"
-        command = [sys.executable, "-m", "cvm_emulator", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--port-file", str(port_file), "--db", str(self.db), "--clock", self.clock,
-                   *self.extra_args]
+        command = [
+            sys.executable,
+            "-m",
+            "cvm_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--port-file",
+            str(port_file),
+            "--db",
+            str(self.db),
+            "--clock",
+            self.clock,
+            *self.extra_args,
+        ]
         if self.config is not None:
             config_path = self.workdir / "config.yaml"
             config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
@@ -103,8 +119,13 @@ class EmulatorProcess:
         port_file.unlink(missing_ok=True)
         self.starts += 1
         log = (self.workdir / f"emulator-{self.starts}.log").open("wb")
-        self.process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=self.workdir, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.process = subprocess.Popen(
+            self._command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -179,20 +200,22 @@ def client_profile(emulator: EmulatorProcess, timeout: int = 30) -> ClientProfil
     return ClientProfile(httpProfile=HttpProfile(endpoint=emulator.host_port, protocol="http", reqTimeout=timeout))
 
 
-def sdk_client(emulator: EmulatorProcess, account: int | EmulatorAccount = 0,
-               region: str = "ap-guangzhou") -> cvm_client.CvmClient:
+def sdk_client(
+    emulator: EmulatorProcess, account: int | EmulatorAccount = 0, region: str = "ap-guangzhou"
+) -> cvm_client.CvmClient:
     """The official synchronous CvmClient pointed at the emulator."""
     acc = _account(emulator, account)
-    return cvm_client.CvmClient(credential.Credential(acc.secret_id, acc.secret_key), region,
-                                client_profile(emulator))
+    return cvm_client.CvmClient(credential.Credential(acc.secret_id, acc.secret_key), region, client_profile(emulator))
 
 
-def async_sdk_client(emulator: EmulatorProcess, account: int | EmulatorAccount = 0,
-                     region: str = "ap-guangzhou") -> cvm_client_async.CvmClient:
+def async_sdk_client(
+    emulator: EmulatorProcess, account: int | EmulatorAccount = 0, region: str = "ap-guangzhou"
+) -> cvm_client_async.CvmClient:
     """The official asynchronous (httpx) CvmClient pointed at the emulator; close it when done."""
     acc = _account(emulator, account)
-    return cvm_client_async.CvmClient(credential.Credential(acc.secret_id, acc.secret_key), region,
-                                      client_profile(emulator))
+    return cvm_client_async.CvmClient(
+        credential.Credential(acc.secret_id, acc.secret_key), region, client_profile(emulator)
+    )
 
 
 @pytest.fixture
@@ -207,10 +230,15 @@ def emulator_factory(tmp_path: Path) -> Iterator[Any]:
     """Start emulators with custom clock, flags or config; all are stopped after the test."""
     started: list[EmulatorProcess] = []
 
-    def make(clock: str = "fast", extra_args: Sequence[str] = (), config: dict[str, Any] | None = None,
-             name: str | None = None) -> EmulatorProcess:
-        process = EmulatorProcess(tmp_path / (name or f"emulator-{len(started)}"), clock=clock,
-                                  extra_args=extra_args, config=config)
+    def make(
+        clock: str = "fast",
+        extra_args: Sequence[str] = (),
+        config: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> EmulatorProcess:
+        process = EmulatorProcess(
+            tmp_path / (name or f"emulator-{len(started)}"), clock=clock, extra_args=extra_args, config=config
+        )
         started.append(process)
         process.start()
         return process
@@ -221,6 +249,7 @@ def emulator_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------- disk files for ImportImage
+
 
 class _DiskHandler(http.server.SimpleHTTPRequestHandler):
     server: _DiskHTTPServer
@@ -304,14 +333,30 @@ def write_qcow2(path: Path, virtual_size: int = 10 * 2**30) -> Path:
     refcount_table, refcount_block, l1_table = cluster, 2 * cluster, 3 * cluster
     header = struct.pack(
         ">4sIQIIQIIQQIIQQQQII",
-        b"QFI\xfb", 3, 0, 0, QCOW2_CLUSTER_BITS, virtual_size, 0, l1_size, l1_table, refcount_table, 1, 0, 0,
-        0, 0, 0, 4, 104,
+        b"QFI\xfb",
+        3,
+        0,
+        0,
+        QCOW2_CLUSTER_BITS,
+        virtual_size,
+        0,
+        l1_size,
+        l1_table,
+        refcount_table,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        4,
+        104,
     )
     data = bytearray(4 * cluster)
     data[: len(header)] = header
-    data[refcount_table: refcount_table + 8] = struct.pack(">Q", refcount_block)
+    data[refcount_table : refcount_table + 8] = struct.pack(">Q", refcount_block)
     for index in range(4):  # clusters in use: header, refcount table, refcount block, L1 table
-        data[refcount_block + 2 * index: refcount_block + 2 * index + 2] = struct.pack(">H", 1)
+        data[refcount_block + 2 * index : refcount_block + 2 * index + 2] = struct.pack(">H", 1)
     path.write_bytes(bytes(data))
     return path
 

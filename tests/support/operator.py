@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import kubernetes
 import pytest
@@ -117,7 +117,7 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = 60, what: str =
     while time.monotonic() < deadline:
         last = predicate()
         if last:
-            return last
+            return cast(T, last)
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
@@ -132,15 +132,14 @@ class Objects:
 
     def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         body = {"apiVersion": f"{GROUP}/{VERSION}", **body}
-        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, body
+        return cast(
+            dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, body)
         )
-        return result
 
     def get(self, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, name
+            result = cast(
+                dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
             )
         except kubernetes.client.ApiException as error:
             if error.status == 404:
@@ -149,10 +148,10 @@ class Objects:
         return result
 
     def patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, name, patch
+        return cast(
+            dict[str, Any],
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name, patch),
         )
-        return result
 
     def delete(self, plural: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
