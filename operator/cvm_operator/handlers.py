@@ -7,6 +7,7 @@ which is what holds the finalizer until the cloud side is cleaned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -44,6 +45,12 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_via_client(**kwargs)
 
 
+@kopf.on.cleanup(registry=registry)
+def stop_loops(memo: kopf.Memo, **_: Any) -> None:
+    # Kopf treats daemons still running at exit as hung and waits 5 s before cancelling them.
+    _runtime(memo).stopping.set()
+
+
 def _runtime(memo: kopf.Memo) -> Runtime:
     runtime: Runtime = memo["runtime"]
     return runtime
@@ -61,11 +68,23 @@ async def _loop(plural: str, memo: kopf.Memo, body: kopf.Body, stopped: kopf.Dae
     uid = body.metadata.uid
     assert uid is not None
     try:
-        while not stopped:
+        while not stopped and not runtime.stopping.is_set():
             delay = await driver.reconcile(reconciler, body)
-            await runtime.wakeups.sleep(uid, delay)
+            await _sleep(runtime, uid, delay, stopped)
     finally:
         runtime.wakeups.forget(uid)
+
+
+async def _sleep(runtime: Runtime, uid: str, delay: float, stopped: kopf.DaemonStopped) -> None:
+    """Sleep until the delay passes, the object is woken, or the operator stops (so shutdown is quick)."""
+    waits = {
+        asyncio.ensure_future(runtime.wakeups.sleep(uid, delay)),
+        asyncio.ensure_future(stopped.wait()),
+        asyncio.ensure_future(runtime.stopping.wait()),
+    }
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
 
 
 async def _finalize(plural: str, memo: kopf.Memo, body: kopf.Body) -> None:

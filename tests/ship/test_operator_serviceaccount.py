@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,8 +165,9 @@ def test_image_and_instance_lifecycle_under_the_service_account(
     sa_operator.stop()
     log = sa_operator.log()
     assert "Traceback" not in log, log[-6000:]
-    lowered = log.lower()
-    assert "forbidden" not in lowered and " 403" not in lowered, (
+    # RBAC refusals read 'User "system:serviceaccount:..." cannot <verb> resource ...'; other 403s (such as
+    # events refused in a namespace that is being deleted) are not about the operator's permissions.
+    assert not re.search(r'system:serviceaccount:[^"\\]*\\?" cannot ', log), (
         f"the ServiceAccount lacks a permission:\n{log[-6000:]}"
     )
     records = [json.loads(line) for line in log.splitlines() if line.strip()]

@@ -72,6 +72,8 @@ class Runtime:
         self.pool = pool
         self.post = post
         self.wakeups = Wakeups()
+        self.stopping = asyncio.Event()
+        """Set when the operator shuts down, so that object loops end at once."""
         self.attempts: dict[str, int] = {}
         self._ready_seen: set[str] = set()
 
