@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -59,7 +60,7 @@ def instance(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "region": "ap-guangzhou", "zone": "ap-guangzhou-3", "instanceType": "S5.SMALL1",
-            "imageId": PUBLIC_IMAGE, "loginSettings": {"keepImageLogin": True},
+            "imageId": PUBLIC_IMAGE, "loginSettings": {"passwordSecretRef": {"name": "login", "key": "password"}},
         },
     }  # fmt: skip
 
@@ -72,6 +73,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    # SIGTERM ends the run through the finally clause below, so nothing is left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="cvm-bench-"))
     plane = load_controlplane_module().ControlPlane(work / "controlplane")
     plane.up()
@@ -87,8 +90,13 @@ def main() -> int:
         config = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(config_file=str(plane.kubeconfig), client_configuration=config)
         api = kubernetes.client.ApiClient(config)
-        kubernetes.client.CoreV1Api(api).create_namespace(
-            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name="bench"))
+        core = kubernetes.client.CoreV1Api(api)
+        core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name="bench")))
+        core.create_namespaced_secret(
+            "bench",
+            kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(name="login"), string_data={"password": "Bench-Passw0rd!"}
+            ),
         )
         objects = Objects(api, "bench")
         account = emulator.accounts[0]
@@ -107,11 +115,11 @@ def main() -> int:
         def all_ready() -> bool:
             listed = objects.custom.list_namespaced_custom_object("cvm.operator.dev", "v1alpha1", "bench", "instances")
             items: list[dict[str, Any]] = cast(dict[str, Any], listed)["items"]
-            ready = [
-                item for item in items
-                if any(c["type"] == "Ready" and c["status"] == "True"
-                       for c in (item.get("status") or {}).get("conditions", []))
-            ]  # fmt: skip
+            conditions = [{c["type"]: c for c in (item.get("status") or {}).get("conditions", [])} for item in items]
+            stalled = [c["Stalled"]["message"] for c in conditions if c.get("Stalled", {}).get("status") == "True"]
+            if stalled:
+                raise SystemExit(f"benchmark objects are Stalled: {stalled[0]}")
+            ready = [c for c in conditions if c.get("Ready", {}).get("status") == "True"]
             return bool(len(ready) == args.objects)
 
         wait_for(all_ready, timeout=600, what=f"{args.objects} instances Ready")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -70,7 +71,7 @@ async def _loop(plural: str, memo: kopf.Memo, body: kopf.Body, stopped: kopf.Dae
     try:
         while not stopped and not runtime.stopping.is_set():
             delay = await driver.reconcile(reconciler, body)
-            await _sleep(runtime, uid, delay, stopped)
+            await _sleep(runtime, uid, runtime.aligned(delay, time.time()), stopped)
     finally:
         runtime.wakeups.forget(uid)
 

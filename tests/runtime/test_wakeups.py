@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cvm_operator.config import OperatorConfig
-from cvm_operator.reconcilers.runtime import ObjectKey, Wakeups
+from cvm_operator.reconcilers.runtime import ObjectKey, Wakeups, aligned_delay
 
 IMAGE = ObjectKey("Image", "ns", "golden")
 
@@ -55,3 +55,16 @@ def test_progress_is_watched_at_least_as_often_as_polling() -> None:
     assert fast.progress_interval == 1.0
     assert slow.progress_interval == 5.0
     assert fast.stalled_interval >= 30.0 and slow.stalled_interval == 1800.0
+
+
+def test_regular_polls_wake_together_on_a_grid() -> None:
+    regular = (10.0, 5.0)
+    wake_times = {round(now + aligned_delay(10.0, now, regular), 6) for now in (1000.2, 1003.9, 1004.99)}
+    assert wake_times == {1010.0}
+    # Each sleep stays within half an interval of the nominal one, so the average rate is unchanged.
+    for now in (1000.0, 1004.99, 1005.01, 1009.99):
+        assert 5.0 <= aligned_delay(10.0, now, regular) <= 15.0
+
+
+def test_backoff_delays_are_not_aligned() -> None:
+    assert aligned_delay(7.3, 1000.2, (10.0, 5.0)) == 7.3

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from cvm_operator import metrics
@@ -65,6 +66,18 @@ class Wakeups:
         self._generations.pop(uid, None)
 
 
+def aligned_delay(delay: float, now: float, regular: Collection[float]) -> float:
+    """Sleep for a regular poll interval so that it ends on a multiple of it.
+
+    Settled objects of one account and region then wake together, and their Describe calls are
+    batched into one. Each sleep stays within half an interval of ``delay``, so the average rate is
+    unchanged. Other delays (back-off with jitter) are returned as they are.
+    """
+    if delay <= 0 or delay not in regular:
+        return delay
+    return math.ceil((now + delay / 2) / delay) * delay - now
+
+
 class Runtime:
     def __init__(self, config: OperatorConfig, kube: KubeClient, pool: CloudPool, post: EventPoster) -> None:
         self.config = config
@@ -98,6 +111,9 @@ class Runtime:
 
     async def connect(self, namespace: str, ref: SecretReference | None, region: str) -> CvmApi:
         return self.pool.api(await self.credentials(namespace, ref), region)
+
+    def aligned(self, delay: float, now: float) -> float:
+        return aligned_delay(delay, now, (self.config.poll_interval, self.config.progress_interval))
 
     def observe_time_to_ready(self, kind: str, uid: str, created: str | None) -> None:
         if uid in self._ready_seen or not created:
