@@ -74,6 +74,7 @@ async def _loop(plural: str, memo: kopf.Memo, body: kopf.Body, stopped: kopf.Dae
             await _sleep(runtime, uid, runtime.aligned(delay, time.time()), stopped)
     finally:
         runtime.wakeups.forget(uid)
+        runtime.attempts.pop(uid, None)
 
 
 async def _sleep(runtime: Runtime, uid: str, delay: float, stopped: kopf.DaemonStopped) -> None:

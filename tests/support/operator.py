@@ -122,6 +122,13 @@ def wait_for(predicate: Callable[[], T | None], timeout: float = 60, what: str =
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def _condition(body: dict[str, Any], condition_type: str) -> dict[str, Any] | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition["type"] == condition_type:
+            return dict(condition)
+    return None
+
+
 class Objects:
     """Create, read and wait on cvm.operator.dev objects in one namespace."""
 
@@ -157,11 +164,7 @@ class Objects:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
 
     def condition(self, plural: str, name: str, condition_type: str) -> dict[str, Any] | None:
-        body = self.get(plural, name) or {}
-        for condition in (body.get("status") or {}).get("conditions") or []:
-            if condition["type"] == condition_type:
-                return dict(condition)
-        return None
+        return _condition(self.get(plural, name) or {}, condition_type)
 
     def wait_condition(
         self,
@@ -174,7 +177,7 @@ class Objects:
     ) -> dict[str, Any]:
         def matches() -> dict[str, Any] | None:
             body = self.get(plural, name)
-            condition = self.condition(plural, name, condition_type)
+            condition = _condition(body or {}, condition_type)  # from the same read as the body returned
             if body is None or condition is None or condition["status"] != status:
                 return None
             if reason is not None and condition["reason"] != reason:
