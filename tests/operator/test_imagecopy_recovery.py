@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from tests.operator.test_imagecopy import copies, copy_body
 from tests.operator.test_imageshare import REGION, cloud, describe_image, golden_image
@@ -47,3 +48,26 @@ def test_a_crash_after_sync_images_adopts_the_copies(
                       region=region)["ImageSet"]  # fmt: skip
         assert [image["ImageId"] for image in found] == [copies(objects, "survivor")[region]["imageId"]]
         objects.wait_condition("images", f"survivor-{region}", timeout=60)
+
+
+def test_deleting_after_a_lost_sync_images_removes_the_unrecorded_copies(
+    operator_factory: Callable[..., OperatorProcess], namespace: str, objects: Objects, emulator: EmulatorProcess
+) -> None:
+    crashing = operator_factory([namespace], extra_env={"CVM_OPERATOR_CRASH_AFTER": "create:ImageCopy"})
+    golden_image(objects)
+    objects.create("imagecopies", copy_body("orphans", ["ap-shanghai"], deletionPolicy="Delete"))
+    assert crashing.process is not None
+    wait_for(lambda: crashing.process.poll() is not None, 60, "the operator to crash after SyncImages")  # type: ignore[union-attr]
+    assert copies(objects, "orphans") == {}  # the copy's id never reached status
+
+    def copies_in_shanghai() -> list[dict[str, Any]]:
+        found = cloud(emulator, "DescribeImages", {"Filters": [{"Name": "image-name", "Values": ["golden"]}]},
+                      region="ap-shanghai")["ImageSet"]  # fmt: skip
+        return list(found)
+
+    assert len(copies_in_shanghai()) == 1
+    objects.delete("imagecopies", "orphans")  # deleted before any pass could record the copy
+    operator_factory([namespace])
+    objects.wait_gone("imagecopies", "orphans", timeout=90)
+    wait_for(lambda: copies_in_shanghai() == [], 60, "the unrecorded copy to be deleted")
+    assert emulator.request_count("SyncImages") == 1

@@ -393,12 +393,23 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
     # ------------------------------------------------------------------ delete
 
     async def _observe_for_deletion(self, ctx: Context[ImageCopy]) -> Observation:
+        """Recorded copies, and copies a SyncImages made whose result was lost (found by name after the mark)."""
         recorded = {copy.region: copy for copy in ctx.obj.status.copies if copy.image_id}
-        found = await self._find_copies(ctx, list(recorded), recorded, None, None)
+        regions = list(dict.fromkeys([*recorded, *ctx.obj.spec.destination_regions]))
+        source: CloudImage | None = None
+        name = ctx.obj.spec.image_name
+        if ctx.annotation(CREATE_PENDING) is not None:
+            try:
+                _, source = await self._source(ctx)
+            except (Waiting, Blocked):
+                pass  # the source may be gone by now; the copy's own name is enough to find it
+            else:
+                name = name or source.name
+        found = await self._find_copies(ctx, regions, recorded, source, name)
         objects = await self.runtime.kube.list(IMAGES, ctx.key.namespace, f"{COPY_LABEL}={ctx.key.name}")
         return Observation(
             exists=bool(found) or bool(objects),
-            status={"copies": [found[region] for region in recorded if region in found]},
+            status={"copies": [found[region] for region in regions if region in found]},
         )
 
     async def delete(self, ctx: Context[ImageCopy], observation: Observation) -> Waiting | None:
