@@ -69,11 +69,20 @@ def configure_logging(verbose: bool, log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("httpx", "httpcore", "kubernetes", "urllib3", "tencentcloud_sdk_common"):
+    for noisy in ("httpx", "httpcore", "kubernetes", "urllib3", "tencentcloud_sdk_common", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        # Kopf logs every handler run at INFO; the operator logs its own transitions (post_event) instead.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def post_event(body: Any, type_: str, reason: str, message: str) -> None:
+    """A Kubernetes Event, and the same line in the log (with the object, for JSON logs)."""
+    meta = body.get("metadata", {})
+    ref = {"kind": body.get("kind"), "namespace": meta.get("namespace"), "name": meta.get("name")}
+    level = logging.WARNING if type_ == "Warning" else logging.INFO
+    logger.log(level, "%s %s/%s: %s: %s", ref["kind"], ref["namespace"], ref["name"], reason, message,
+               extra={"k8s_ref": ref})  # fmt: skip
     kopf.event(body, type=type_, reason=reason, message=message[:1000])
 
 
