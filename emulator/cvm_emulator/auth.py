@@ -68,8 +68,14 @@ def signature_for(
     return str(Sign.sign_tc3(secret_key, date, service, string_to_sign))
 
 
-def authenticate(req: SignedRequest, accounts_by_secret_id: Mapping[str, Account], now: float) -> Account:
-    """Return the calling account or raise the ``AuthFailure.*`` error the real service gives."""
+def authenticate(
+    req: SignedRequest, accounts_by_secret_id: Mapping[str, Account], now: float, service: str = SERVICE
+) -> Account:
+    """Return the calling account or raise the ``AuthFailure.*`` error the real service gives.
+
+    ``service`` is the one the request is addressed to (``cvm`` or ``tag``): the credential scope must
+    name it, and the signature is computed with it.
+    """
     authorization = req.headers.get("authorization", "")
     if not authorization:
         raise ApiError("AuthFailure.SignatureFailure", "The request is missing the Authorization header.")
@@ -97,11 +103,11 @@ def authenticate(req: SignedRequest, accounts_by_secret_id: Mapping[str, Account
     if "host" not in signed_headers or "content-type" not in signed_headers:
         raise ApiError("AuthFailure.SignatureFailure", "SignedHeaders must include content-type and host.")
     date = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
-    if match["date"] != date or match["service"] != SERVICE:
+    if match["date"] != date or match["service"] != service:
         raise ApiError(
             "AuthFailure.SignatureFailure", "The credential scope does not match the request date or service."
         )
-    expected = signature_for(account.secret_key, req, timestamp, date, signed_headers)
+    expected = signature_for(account.secret_key, req, timestamp, date, signed_headers, service)
     if not hmac.compare_digest(expected, match["signature"]):
         raise ApiError(
             "AuthFailure.SignatureFailure",

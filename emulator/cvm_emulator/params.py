@@ -1,13 +1,19 @@
-"""Request validation against the official SDK's request models (member names and types)."""
+"""Request validation against the official SDK's request models (member names and types).
+
+One :class:`RequestValidator` per API (CVM, Tag): each reads its own SDK models module.
+"""
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from tencentcloud.cvm.v20170312 import models as sdk_models
+from tencentcloud.tag.v20180813 import models as tag_models
 
 from .errors import ApiError
 
@@ -38,6 +44,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "InstanceChargePrepaid": ("Period",),
 }
 
+# The same for the Tag API (2018-08-13); its Tag model names its members TagKey/TagValue.
+TAG_REQUIRED: dict[str, tuple[str, ...]] = {
+    "ModifyResourceTags": ("Resource",),
+    "TagResources": ("ResourceList", "Tags"),
+    "UnTagResources": ("ResourceList", "TagKeys"),
+    "Tag": ("TagKey", "TagValue"),
+    "TagKeyObject": ("TagKey",),
+    "TagFilter": ("TagKey",),
+}
+
 
 @dataclass(frozen=True)
 class TypeSpec:
@@ -46,31 +62,6 @@ class TypeSpec:
     kind: str
     is_list: bool
     model: str = ""
-
-
-def _parse_type(text: str) -> TypeSpec:
-    text = text.strip()
-    is_list = text.startswith("list of ")
-    if is_list:
-        text = text[len("list of ") :].strip()
-    class_match = _CLASS_RE.search(text)
-    if class_match:
-        return TypeSpec("model", is_list, class_match.group(1))
-    if text in ("str", "int", "bool", "float"):
-        return TypeSpec(text, is_list)
-    if hasattr(sdk_models, text):
-        return TypeSpec("model", is_list, text)
-    return TypeSpec("any", is_list)
-
-
-@functools.cache
-def model_members(model_name: str) -> dict[str, TypeSpec]:
-    """Members of an SDK model class, read from its documented ``:type`` lines."""
-    cls = getattr(sdk_models, model_name, None)
-    if cls is None:
-        raise KeyError(model_name)
-    doc = cls.__init__.__doc__ or ""
-    return {name: _parse_type(text) for name, text in _TYPE_RE.findall(doc)}
 
 
 def _type_name(spec: TypeSpec) -> str:
@@ -82,47 +73,93 @@ def _type_name(spec: TypeSpec) -> str:
     return f"Array of {base}" if spec.is_list else base
 
 
-def _check_scalar(value: Any, spec: TypeSpec, path: str) -> None:
-    ok = {
-        "str": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "any": True,
-    }.get(spec.kind, False)
-    if spec.kind == "model":
-        if not isinstance(value, dict):
-            raise ApiError("InvalidParameter", f"The parameter `{path}` must be of type {spec.model}.")
-        validate_model(spec.model, value, path + ".")
-        return
-    if not ok:
-        raise ApiError("InvalidParameter", f"The parameter `{path}` must be of type {_type_name(spec)}.")
+class RequestValidator:
+    """Checks request bodies against ``<Action>Request`` models of one SDK models module."""
+
+    def __init__(self, models: ModuleType, required: Mapping[str, tuple[str, ...]]) -> None:
+        self.models = models
+        self.required = required
+        self.model_members = functools.cache(self._model_members)
+
+    def _parse_type(self, text: str) -> TypeSpec:
+        text = text.strip()
+        is_list = text.startswith("list of ")
+        if is_list:
+            text = text[len("list of ") :].strip()
+        class_match = _CLASS_RE.search(text)
+        if class_match:
+            return TypeSpec("model", is_list, class_match.group(1))
+        if text in ("str", "int", "bool", "float"):
+            return TypeSpec(text, is_list)
+        if hasattr(self.models, text):
+            return TypeSpec("model", is_list, text)
+        return TypeSpec("any", is_list)
+
+    def _model_members(self, model_name: str) -> dict[str, TypeSpec]:
+        """Members of an SDK model class, read from its documented ``:type`` lines."""
+        cls = getattr(self.models, model_name, None)
+        if cls is None:
+            raise KeyError(model_name)
+        doc = cls.__init__.__doc__ or ""
+        return {name: self._parse_type(text) for name, text in _TYPE_RE.findall(doc)}
+
+    def _check_scalar(self, value: Any, spec: TypeSpec, path: str) -> None:
+        ok = {
+            "str": isinstance(value, str),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
+            "any": True,
+        }.get(spec.kind, False)
+        if spec.kind == "model":
+            if not isinstance(value, dict):
+                raise ApiError("InvalidParameter", f"The parameter `{path}` must be of type {spec.model}.")
+            self.validate_model(spec.model, value, path + ".")
+            return
+        if not ok:
+            raise ApiError("InvalidParameter", f"The parameter `{path}` must be of type {_type_name(spec)}.")
+
+    def validate_model(self, model_name: str, params: dict[str, Any], prefix: str = "") -> None:
+        members = self.model_members(model_name)
+        for key, value in params.items():
+            spec = members.get(key)
+            if spec is None:
+                raise ApiError("UnknownParameter", f"The parameter `{prefix}{key}` is not recognized.")
+            if value is None:
+                continue
+            path = f"{prefix}{key}"
+            if spec.is_list:
+                if not isinstance(value, list):
+                    raise ApiError("InvalidParameter", f"The parameter `{path}` must be of type {_type_name(spec)}.")
+                for index, item in enumerate(value):
+                    self._check_scalar(item, TypeSpec(spec.kind, False, spec.model), f"{path}.{index}")
+            else:
+                self._check_scalar(value, spec, path)
+        for name in self.required.get(model_name, ()):
+            if params.get(name) in (None, []):
+                raise ApiError("MissingParameter", f"The request is missing a required parameter `{prefix}{name}`.")
+
+    def validate_request(self, action: str, params: dict[str, Any]) -> None:
+        """Check ``params`` against ``<action>Request``: unknown, missing and mistyped members."""
+        self.validate_model(f"{action}Request", params)
+        for name in self.required.get(action, ()):
+            if params.get(name) in (None, []):
+                raise ApiError("MissingParameter", f"The request is missing a required parameter `{name}`.")
+
+
+CVM_VALIDATOR = RequestValidator(sdk_models, REQUIRED)
+TAG_VALIDATOR = RequestValidator(tag_models, TAG_REQUIRED)
+
+
+def model_members(model_name: str) -> dict[str, TypeSpec]:
+    """Members of a CVM SDK model class."""
+    return CVM_VALIDATOR.model_members(model_name)
 
 
 def validate_model(model_name: str, params: dict[str, Any], prefix: str = "") -> None:
-    members = model_members(model_name)
-    for key, value in params.items():
-        spec = members.get(key)
-        if spec is None:
-            raise ApiError("UnknownParameter", f"The parameter `{prefix}{key}` is not recognized.")
-        if value is None:
-            continue
-        path = f"{prefix}{key}"
-        if spec.is_list:
-            if not isinstance(value, list):
-                raise ApiError("InvalidParameter", f"The parameter `{path}` must be of type {_type_name(spec)}.")
-            for index, item in enumerate(value):
-                _check_scalar(item, TypeSpec(spec.kind, False, spec.model), f"{path}.{index}")
-        else:
-            _check_scalar(value, spec, path)
-    for name in REQUIRED.get(model_name, ()):
-        if params.get(name) in (None, []):
-            raise ApiError("MissingParameter", f"The request is missing a required parameter `{prefix}{name}`.")
+    CVM_VALIDATOR.validate_model(model_name, params, prefix)
 
 
 def validate_request(action: str, params: dict[str, Any]) -> None:
-    """Check ``params`` against ``<action>Request``: unknown, missing and mistyped members."""
-    validate_model(f"{action}Request", params)
-    for name in REQUIRED.get(action, ()):
-        if params.get(name) in (None, []):
-            raise ApiError("MissingParameter", f"The request is missing a required parameter `{name}`.")
+    """Check a CVM request body against ``<action>Request``."""
+    CVM_VALIDATOR.validate_request(action, params)

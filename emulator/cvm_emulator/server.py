@@ -1,4 +1,5 @@
-"""HTTP front: routing on X-TC-Action, the Response envelope, signatures, faults, rate limits, metrics."""
+"""HTTP front: routing on X-TC-Version and X-TC-Action, the Response envelope, signatures, faults, rate
+limits, metrics. The CVM API (2017-03-12) and a Tag API subset (2018-08-13) share one endpoint."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import images, instances, regions
+from . import images, instances, regions, tags
 from .auth import SignedRequest, authenticate
 from .catalogue import Catalogue, EmulatorConfig
 from .clock import Clock
 from .context import Call, Emulator
 from .errors import ApiError
 from .importer import FetchError, detect_format, fetch_probe, size_in_gib
-from .params import validate_request
+from .params import CVM_VALIDATOR, TAG_VALIDATOR, RequestValidator
 from .store import Store, random_suffix
 
 log = logging.getLogger("cvm_emulator")
@@ -37,6 +38,27 @@ Handler = Callable[[Emulator, Call, dict[str, Any]], dict[str, Any]]
 ACTIONS: dict[str, Handler] = {**images.ACTIONS, **instances.ACTIONS, **regions.ACTIONS}
 READ_ONLY = frozenset(a for a in ACTIONS if a.startswith("Describe"))
 REGIONLESS = frozenset({"DescribeRegions"})
+
+
+@dataclass(frozen=True)
+class Service:
+    """One API served here: its name in the credential scope, its version, actions and checks."""
+
+    name: str
+    version: str
+    actions: dict[str, Handler]
+    read_only: frozenset[str]
+    regionless: frozenset[str]
+    validator: RequestValidator
+
+
+CVM = Service("cvm", API_VERSION, ACTIONS, READ_ONLY, REGIONLESS, CVM_VALIDATOR)
+# The Tag API is global: Region is optional, resources name their own region.
+TAG = Service(
+    tags.SERVICE, tags.API_VERSION, dict(tags.ACTIONS), tags.READ_ONLY, frozenset(tags.ACTIONS), TAG_VALIDATOR
+)
+SERVICES_BY_VERSION = {service.version: service for service in (CVM, TAG)}
+ALL_ACTIONS = frozenset(action for service in (CVM, TAG) for action in service.actions)
 
 # Documented per-action limits (requests per second per account); others default to 20/s.
 DEFAULT_RATE_LIMIT = 20
@@ -62,6 +84,11 @@ RATE_LIMITS: dict[str, int] = {
     "RebootInstances": 10,
     "TerminateInstances": 10,
     "ResetInstance": 10,
+    # Tag API: 20/s per action is documented for ModifyResourceTags and the other tag writes.
+    "ModifyResourceTags": 20,
+    "TagResources": 20,
+    "UnTagResources": 20,
+    "GetResources": 20,
 }
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -226,7 +253,7 @@ class EmulatorServer:
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         action = request.headers.get("X-TC-Action", "")
-        label = action if action in ACTIONS else "unknown"
+        label = action if action in ALL_ACTIONS else "unknown"
         try:
             if self.emu.config.latency_ms > 0:
                 await asyncio.sleep(self.emu.config.latency_ms / 1000.0)
@@ -261,20 +288,26 @@ class EmulatorServer:
         version = request.headers.get("X-TC-Version")
         if not version:
             raise ApiError("MissingParameter", "The request is missing the `X-TC-Version` header.")
-        if action not in ACTIONS:
-            raise ApiError("InvalidAction", f"The action `{action}` is not supported by cvm {API_VERSION}.")
-        if version != API_VERSION:
-            raise ApiError("NoSuchVersion", f"The API version `{version}` does not exist; use {API_VERSION}.")
+        service = SERVICES_BY_VERSION.get(version)
+        if service is None:
+            known = next((s for s in SERVICES_BY_VERSION.values() if action in s.actions), None)
+            if known is None:
+                raise ApiError("InvalidAction", f"The action `{action}` is not supported by cvm {API_VERSION}.")
+            raise ApiError("NoSuchVersion", f"The API version `{version}` does not exist; use {known.version}.")
+        if action not in service.actions:
+            raise ApiError(
+                "InvalidAction", f"The action `{action}` is not supported by {service.name} {service.version}."
+            )
         now = self.emu.clock.now()
         signed = SignedRequest(
             request.method, request.path, request.query_string, {k.lower(): v for k, v in request.headers.items()}, body
         )
-        account = authenticate(signed, self.accounts_by_secret, now)
+        account = authenticate(signed, self.accounts_by_secret, now, service.name)
         content_type = request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise ApiError("InvalidParameter", "The request body must be JSON (Content-Type: application/json).")
         region = request.headers.get("X-TC-Region", "")
-        if action not in REGIONLESS:
+        if action not in service.regionless:
             if not region:
                 raise ApiError("MissingParameter", "The request is missing the `X-TC-Region` header.")
             if region not in self.emu.catalogue.regions:
@@ -295,12 +328,12 @@ class EmulatorServer:
             raise ApiError("InvalidParameter", "The request body is not valid JSON.") from None
         if not isinstance(params, dict):
             raise ApiError("InvalidParameter", "The request body must be a JSON object.")
-        validate_request(action, params)
+        service.validator.validate_request(action, params)
         call = Call(account, region, request_id, now, request.headers.get("X-TC-Language", "zh-CN"))
         store = self.emu.store
         store.advance(now)
-        handler = ACTIONS[action]
-        if action in READ_ONLY:
+        handler = service.actions[action]
+        if action in service.read_only:
             result = handler(self.emu, call, params)
         else:
             with store.transaction():

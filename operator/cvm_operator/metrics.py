@@ -6,13 +6,13 @@ from prometheus_client import Counter, Histogram
 
 cloud_api_calls_total = Counter(
     "cvm_operator_cloud_api_calls_total",
-    "Calls to the CVM API, by action and result ('OK' or the error code).",
+    "Calls to the cloud APIs (CVM, Tag), by action and result ('OK' or the error code).",
     ["action", "result"],
 )
 
 cloud_api_call_duration_seconds = Histogram(
     "cvm_operator_cloud_api_call_duration_seconds",
-    "Duration of CVM API calls (excluding client-side rate-limit waits), by action.",
+    "Duration of cloud API calls (excluding client-side rate-limit waits), by action.",
     ["action"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )

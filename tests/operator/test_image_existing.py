@@ -50,14 +50,16 @@ def test_public_and_marketplace_images_are_adopted_and_never_deleted(
         assert (image(client, image_id) or {}).get("ImageState") == "NORMAL"
 
 
-def test_missing_existing_images_are_stalled_not_found(operator: OperatorProcess, objects: Objects) -> None:
+def test_missing_id_is_stalled_and_unmatched_lookup_waits(operator: OperatorProcess, objects: Objects) -> None:
     objects.create("images", existing("no-such-id", imageId="img-zzzzzzzz"))
     objects.create("images", existing("no-match", lookup={"imageType": "MARKET_IMAGE", "name": "Nothing Like It"}))
     by_id = objects.wait_condition("images", "no-such-id", "Stalled", "True", reason="NotFound")
     assert status(by_id)["phase"] == "Failed"
     assert "img-zzzzzzzz" in (objects.condition("images", "no-such-id", "Stalled") or {})["message"]
-    objects.wait_condition("images", "no-match", "Stalled", "True", reason="NotFound")
-    assert "Nothing Like It" in (objects.condition("images", "no-match", "Stalled") or {})["message"]
+    # A lookup that never matched waits (Reconciling), as an image still to be shared or made would.
+    waiting = objects.wait_condition("images", "no-match", "Reconciling", "True", reason="NoMatchingImage")
+    assert status(waiting)["phase"] == "Pending" and objects.condition("images", "no-match", "Stalled") is None
+    assert "Nothing Like It" in (objects.condition("images", "no-match", "Reconciling") or {})["message"]
     for name in ("no-such-id", "no-match"):
         objects.delete("images", name)
         objects.wait_gone("images", name)

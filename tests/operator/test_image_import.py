@@ -26,7 +26,8 @@ def test_import_qcow2_becomes_ready_and_drift_is_put_back(
     assert ready["sizeGB"] == 20 and ready["osName"] == "Ubuntu 22 64位"
     assert ready["imageType"] == "Custom" and ready["imageSource"] == "EXTERNAL_IMPORT"
     assert ready["owner"] == emulator.accounts[0].account_id and ready["observedGeneration"] == 1
-    assert any(event.reason == "Ready" for event in objects.events("imported"))
+    # Events are posted in the background: the Ready event may trail the condition a little.
+    wait_for(lambda: any(event.reason == "Ready" for event in objects.events("imported")), 30, "a Ready event")
 
     client = sdk_client(emulator)
     (cloud,) = images_tagged(client, created["metadata"]["uid"])

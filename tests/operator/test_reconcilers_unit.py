@@ -114,7 +114,7 @@ def test_attribute_changes_follow_spec_and_leave_unset_fields_alone() -> None:
     assert desired_image_name(image_spec(), "obj-name") == "obj-name"
 
 
-def test_tags_include_uid_and_differences_are_reported_not_corrected() -> None:
+def test_tags_include_uid_and_differences_are_described() -> None:
     spec = image_spec(tags={"team": "web"})
     desired = desired_tags(spec, "uid-1")
     assert desired == {"team": "web", UID_TAG: "uid-1"}

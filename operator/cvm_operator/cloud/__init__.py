@@ -9,6 +9,8 @@ Typical use by a reconciler::
     except CloudError as exc:
         if exc.transient: ...                                     # backoff(attempt), Reconciling
         else: ...                                                 # Stalled, reason=exc.reason
+    tags = pool.tags(credentials, spec.region)                     # Tag API: change tags of a resource
+    await tags.modify_resource_tags(resource_name(region, owner, "image", image_id), {"team": "web"}, ["old"])
     await pool.close()                                            # on shutdown
 """
 
@@ -33,6 +35,7 @@ from cvm_operator.cloud.resources import (
     SystemDisk,
     Zone,
 )
+from cvm_operator.cloud.tags import TagApi, resource_name
 
 __all__ = [
     "ACTION_RATE_LIMITS",
@@ -54,6 +57,7 @@ __all__ = [
     "Region",
     "SyncedImage",
     "SystemDisk",
+    "TagApi",
     "TokenBucket",
     "Zone",
     "backoff",
@@ -63,4 +67,5 @@ __all__ = [
     "endpoint_from_options",
     "parse_endpoint",
     "reason_for",
+    "resource_name",
 ]

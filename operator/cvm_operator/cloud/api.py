@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -74,6 +75,39 @@ def _message_text(message: Any) -> str:
     return "" if message is None else str(message)
 
 
+async def sdk_call(
+    client: Any, models: ModuleType, action: str, params: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """Call ``action`` on an official async SDK ``client`` whose request models live in ``models``;
+    the response as a plain dict. Counted in metrics; every failure raised as :class:`CloudError`.
+    ``where`` (a region, or the service name) only labels log lines."""
+    request = getattr(models, f"{action}Request")()
+    request._deserialize(dict(params))
+    method = getattr(client, action)
+    started = time.monotonic()
+    try:
+        response = await method(request)
+    except TencentCloudSDKException as exc:
+        error = CloudError(
+            str(exc.get_code() or "ClientError"), _message_text(exc.get_message()), exc.get_request_id(), action
+        )
+    except httpx.TransportError as exc:
+        # The async SDK lets transport failures through; the sync one calls them ClientNetworkError.
+        error = CloudError(CLIENT_NETWORK_ERROR, f"{type(exc).__name__}: {exc}", None, action)
+    except (json.JSONDecodeError, KeyError) as exc:
+        error = CloudError(INVALID_RESPONSE, f"unreadable response: {exc!r}", None, action)
+    else:
+        metrics.cloud_api_call_duration_seconds.labels(action).observe(time.monotonic() - started)
+        metrics.cloud_api_calls_total.labels(action, "OK").inc()
+        result: dict[str, Any] = response._serialize()
+        logger.debug("%s %s OK RequestId=%s", where, action, result.get("RequestId"))
+        return result
+    metrics.cloud_api_call_duration_seconds.labels(action).observe(time.monotonic() - started)
+    metrics.cloud_api_calls_total.labels(action, error.code).inc()
+    logger.debug("%s %s failed: %s", where, action, error)
+    raise error
+
+
 class CvmApi:
     """CVM API calls for one account and region, paced by the shared rate limiter.
 
@@ -114,34 +148,8 @@ class CvmApi:
     async def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call ``action`` with PascalCase ``params`` through the SDK's typed request model and
         return the response as a plain dict. Rate-limited, counted in metrics, errors wrapped."""
-        waited = await self._rate_limiter.acquire(self._account, self.region, action)
-        if waited:
-            metrics.cloud_rate_limit_wait_seconds_total.labels(action).inc(waited)
-        request = getattr(sdk_models, f"{action}Request")()
-        request._deserialize(dict(params))
-        method = getattr(self._client, action)
-        started = time.monotonic()
-        try:
-            response = await method(request)
-        except TencentCloudSDKException as exc:
-            error = CloudError(
-                str(exc.get_code() or "ClientError"), _message_text(exc.get_message()), exc.get_request_id(), action
-            )
-        except httpx.TransportError as exc:
-            # The async SDK lets transport failures through; the sync one calls them ClientNetworkError.
-            error = CloudError(CLIENT_NETWORK_ERROR, f"{type(exc).__name__}: {exc}", None, action)
-        except (json.JSONDecodeError, KeyError) as exc:
-            error = CloudError(INVALID_RESPONSE, f"unreadable response: {exc!r}", None, action)
-        else:
-            metrics.cloud_api_call_duration_seconds.labels(action).observe(time.monotonic() - started)
-            metrics.cloud_api_calls_total.labels(action, "OK").inc()
-            result: dict[str, Any] = response._serialize()
-            logger.debug("%s %s OK RequestId=%s", self.region, action, result.get("RequestId"))
-            return result
-        metrics.cloud_api_call_duration_seconds.labels(action).observe(time.monotonic() - started)
-        metrics.cloud_api_calls_total.labels(action, error.code).inc()
-        logger.debug("%s %s failed: %s", self.region, action, error)
-        raise error
+        await self._rate_limiter.acquire_counted(self._account, self.region, action)
+        return await sdk_call(self._client, sdk_models, action, params, where=self.region)
 
     def _require(self, action: str, data: Mapping[str, Any], key: str) -> Any:
         value = data.get(key)

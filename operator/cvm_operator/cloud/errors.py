@@ -38,8 +38,12 @@ _TRANSIENT_EXACT = frozenset(
         "ResourceUnavailable",
         # DeleteImages/ModifyImageAttribute on an image that is still CREATING/SYNCING/IMPORTING.
         "InvalidImageId.IncorrectState",
+        # Tag API: the resource's tags are being changed by another request.
+        "FailedOperation.ResourceTagProcessing",
     }
 )
+# Tag API codes under a transient-looking prefix that only a change of input fixes.
+_USER_EXACT = frozenset({"ResourceInUse.TagDuplicate", "ResourceInUse.TagKeyAttached"})
 _TRANSIENT_PREFIXES = (
     "RequestLimitExceeded.",
     "InternalError.",
@@ -70,7 +74,10 @@ _USER_NOT_FOUND = frozenset({"InvalidAccountId.NotFound", "InvalidRegion.NotFoun
 
 
 def classify(code: str) -> ErrorClass:
-    """Classify a CVM API error code (see reference/tencent-cvm-api.md §1.4-1.5, §3-4)."""
+    """Classify a CVM or Tag API error code (see reference/tencent-cvm-api.md §1.4-1.5, §3-4, and
+    ``tencentcloud.tag.v20180813.errorcodes``)."""
+    if code in _USER_EXACT:
+        return ErrorClass.USER
     if code in _TRANSIENT_EXACT or code.startswith(_TRANSIENT_PREFIXES) or code.endswith("InProgress"):
         return ErrorClass.TRANSIENT
     if code.startswith(_INSTANCE_STATE_PREFIX):
@@ -90,10 +97,13 @@ _REASON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^(ClientNetworkError|ServerNetworkError|InvalidResponse)$", "NetworkError"),
         (r"^RequestLimitExceeded", "Throttled"),
         (r"^Internal(Server)?Error", "CloudInternalError"),
+        (r"^ResourceInUse\.Tag", "InvalidTag"),
         (r"InProgress$|^MutexOperation\.|^ResourceInUse|IncorrectState$", "OperationInProgress"),
         (r"InvalidImageState$", "InvalidImageState"),
         (r"^UnsupportedOperation\.InstanceState", "InvalidInstanceState"),
         (r"^ResourceUnavailable", "ResourceUnavailable"),
+        (r"^FailedOperation\.ResourceTagProcessing$", "OperationInProgress"),
+        (r"^AuthFailure\.UnauthorizedOperation$", "PermissionDenied"),
         (r"^AuthFailure", "AuthFailure"),
         (r"^UnauthorizedOperation", "PermissionDenied"),
         (r"^InvalidAccountId\.|^InvalidAccountIs\.|AccountIsYourSelf$|NotMasterAccount$", "InvalidAccount"),

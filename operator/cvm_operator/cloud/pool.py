@@ -1,4 +1,5 @@
-"""One official async SDK client per (credentials, region), created on first use and reused."""
+"""One official async SDK client per (credentials, region) and API (CVM, Tag), created on first use
+and reused."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from tencentcloud.common import credential as sdk_credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cvm.v20170312.cvm_client_async import CvmClient
+from tencentcloud.tag.v20180813.tag_client_async import TagClient
 
 from cvm_operator.cloud.api import MAX_PAGE, CvmApi
 from cvm_operator.cloud.credentials import Credentials
 from cvm_operator.cloud.endpoint import Endpoint, parse_endpoint
 from cvm_operator.cloud.ratelimit import RateLimiter
+from cvm_operator.cloud.tags import TagApi
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class CloudPool:
         self.rate_limiter = rate_limiter or RateLimiter()
         self.language = language
         self._apis: dict[tuple[Credentials, str], CvmApi] = {}
+        self._tag_apis: dict[tuple[Credentials, str], TagApi] = {}
         self._closed = False
 
     def api(self, credentials: Credentials, region: str) -> CvmApi:
@@ -70,7 +74,30 @@ class CloudPool:
             logger.info("CVM client for region %s at %s created (%d clients)", region, where, len(self._apis))
         return api
 
-    def _new_client(self, credentials: Credentials, region: str) -> CvmClient:
+    def tags(self, credentials: Credentials, region: str) -> TagApi:
+        """The cached :class:`TagApi` for this account and region (the Tag API is global and resource
+        names carry their region; the region is only passed along). A custom endpoint (the emulator)
+        serves the Tag API at the same URL as CVM; without one the SDK's Tag endpoint is used."""
+        if self._closed:
+            raise RuntimeError("CloudPool is closed")
+        if not region:
+            raise ValueError("region is required")
+        key = (credentials, region)
+        api = self._tag_apis.get(key)
+        if api is None:
+            cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
+            api = TagApi(
+                TagClient(cred, region, self._profile()),
+                account=credentials.secret_id,
+                region=region,
+                rate_limiter=self.rate_limiter,
+            )
+            self._tag_apis[key] = api
+            where = self.endpoint.url if self.endpoint else "Tencent Cloud"
+            logger.info("Tag client for region %s at %s created (%d clients)", region, where, len(self._tag_apis))
+        return api
+
+    def _profile(self) -> ClientProfile:
         http_profile = HttpProfile(reqTimeout=self.request_timeout, keepAlive=True)
         if self.endpoint is not None:
             http_profile = HttpProfile(
@@ -79,18 +106,21 @@ class CloudPool:
                 reqTimeout=self.request_timeout,
                 keepAlive=True,
             )
-        profile = ClientProfile(httpProfile=http_profile, language=self.language)
+        return ClientProfile(httpProfile=http_profile, language=self.language)
+
+    def _new_client(self, credentials: Credentials, region: str) -> CvmClient:
         cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
-        return CvmClient(cred, region, profile)
+        return CvmClient(cred, region, self._profile())
 
     async def close(self) -> None:
         """Close every client (idempotent)."""
         self._closed = True
-        apis, self._apis = list(self._apis.values()), {}
+        apis: list[CvmApi | TagApi] = [*self._apis.values(), *self._tag_apis.values()]
+        self._apis, self._tag_apis = {}, {}
         results = await asyncio.gather(*(api.close() for api in apis), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
-                logger.warning("closing a CVM client failed: %s", result)
+                logger.warning("closing a cloud API client failed: %s", result)
 
     async def __aenter__(self) -> CloudPool:
         return self

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Final
 
+from cvm_operator import metrics
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -33,6 +35,12 @@ ACTION_RATE_LIMITS: Final[Mapping[str, float]] = MappingProxyType(
         "RebootInstances": 10.0,
         "TerminateInstances": 10.0,
         "ResetInstance": 10.0,
+        # Tag API (a global service, paced per account): 20/s is documented for ModifyResourceTags
+        # and the other tag writes.
+        "ModifyResourceTags": 20.0,
+        "TagResources": 20.0,
+        "UnTagResources": 20.0,
+        "GetResources": 20.0,
     }
 )
 #: Conservative default for actions whose limit the reference does not state.
@@ -123,3 +131,10 @@ class RateLimiter:
     async def acquire(self, account: str, region: str, action: str) -> float:
         """Wait until ``action`` may be called for this account and region; return the seconds waited."""
         return await self.bucket(account, region, action).acquire()
+
+    async def acquire_counted(self, account: str, region: str, action: str) -> float:
+        """:meth:`acquire`, adding the wait to ``cvm_operator_cloud_rate_limit_wait_seconds_total``."""
+        waited = await self.acquire(account, region, action)
+        if waited:
+            metrics.cloud_rate_limit_wait_seconds_total.labels(action).inc(waited)
+        return waited

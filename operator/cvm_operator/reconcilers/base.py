@@ -72,9 +72,19 @@ M = TypeVar("M", bound=KindObject)
 class Waiting(Exception):
     """Not an error: the object waits for something (another object, a cloud state). Reconciling=True."""
 
-    def __init__(self, reason: str, message: str, *, on: ObjectKey | None = None, phase: Phase = "Pending") -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        on: ObjectKey | None = None,
+        phase: Phase = "Pending",
+        delay: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason, self.message, self.on, self.phase = reason, message, on, phase
+        self.delay = delay
+        """Seconds until the next look; None is the progress interval."""
 
 
 class Blocked(Exception):
@@ -285,7 +295,7 @@ class Driver:
             status.phase = waiting.phase
             if waiting.on is not None:
                 self.runtime.wakeups.wait_for(waiting.on, uid)
-            delay = config.progress_interval
+            delay = config.progress_interval if waiting.delay is None else waiting.delay
             result = "waiting"
         except Blocked as blocked:
             status.conditions = mark_stalled(

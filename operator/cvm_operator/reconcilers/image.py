@@ -3,6 +3,10 @@
 Images the operator creates carry the object UID as a cloud tag (:data:`UID_TAG`); while status has
 no image id yet, the image is looked up by that tag, so a create lost to a crash is adopted instead of
 repeated. Images from ``source.existing`` are only observed: never created, changed or deleted.
+
+Drift on images the operator made is put back: name, description, family and deprecation through
+ModifyImageAttribute, tags (spec.tags plus the UID tag, nothing else) through the Tag API, since the
+CVM API cannot change the tags of an existing image.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from cvm_operator.api import IMAGE_TYPE_FROM_CLOUD, Image, ImageLookup, ImageSpec, Phase
 from cvm_operator.api.kinds import IMAGE_SHARES, IMAGES, INSTANCES
-from cvm_operator.cloud import CloudError, CloudImage
+from cvm_operator.cloud import CloudError, CloudImage, resource_name
 from cvm_operator.cloud.resources import (
     IMAGE_BUSY_STATES,
     IMAGE_CREATEFAILED,
@@ -38,7 +42,9 @@ from cvm_operator.reconcilers.runtime import ObjectKey
 
 IMAGE_NAME_MAX = 60
 TAGS_UP_TO_DATE = "TagsUpToDate"
-"""Extra condition: the cloud tags of a created image match spec.tags (reported, not corrected)."""
+"""Extra condition: the cloud tags of a created image are spec.tags plus the UID tag (put back if not)."""
+# System tag keys (these words alone or before ':'), set by the cloud itself: never removed.
+_SYSTEM_TAG_WORDS = frozenset({"qcloud", "tencent", "project"})
 
 # Instance states in which CreateImage is accepted.
 _IMAGEABLE_INSTANCE_STATES = frozenset({"RUNNING", "STOPPED"})
@@ -158,7 +164,7 @@ def attribute_changes(spec: ImageSpec, object_name: str, image: CloudImage) -> A
 
 
 def tag_differences(desired: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
-    """Desired tags missing or different in the cloud (tags others added are not ours to judge)."""
+    """Desired tags missing or different in the cloud, in words for a condition message."""
     return [
         f"{key}: cloud {actual[key]!r}, spec {value!r}" if key in actual else f"{key}: missing (spec {value!r})"
         for key, value in sorted(desired.items())
@@ -166,16 +172,37 @@ def tag_differences(desired: Mapping[str, str], actual: Mapping[str, str]) -> li
     ]
 
 
+def is_system_tag(key: str) -> bool:
+    return key.lower().split(":", 1)[0] in _SYSTEM_TAG_WORDS
+
+
+@dataclass(frozen=True)
+class TagChanges:
+    """What ModifyResourceTags must set and remove to make the cloud tags exactly the desired ones."""
+
+    replace: dict[str, str]
+    delete: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.replace or self.delete)
+
+
+def tag_changes(desired: Mapping[str, str], actual: Mapping[str, str]) -> TagChanges:
+    """Desired tags missing or different, and tags no one asked for (system tags are left alone)."""
+    return TagChanges(
+        replace={key: value for key, value in sorted(desired.items()) if actual.get(key) != value},
+        delete=tuple(sorted(key for key in actual if key not in desired and not is_system_tag(key))),
+    )
+
+
 def tags_condition(desired: Mapping[str, str], actual: Mapping[str, str]) -> ExtraCondition:
-    differences = tag_differences(desired, actual)
-    if not differences:
+    changes = tag_changes(desired, actual)
+    if not changes:
         return ExtraCondition(TAGS_UP_TO_DATE, "True", "TagsMatch", "the cloud tags match spec.tags")
+    differences = tag_differences(desired, actual)
+    differences += [f"{key}: not in spec (cloud {actual[key]!r})" for key in changes.delete]
     return ExtraCondition(
-        TAGS_UP_TO_DATE,
-        "False",
-        "TagsDiffer",
-        "the CVM API cannot change the tags of an existing image; change them with the Tag service: "
-        + "; ".join(differences),
+        TAGS_UP_TO_DATE, "False", "TagsDiffer", "putting back the cloud tags: " + "; ".join(differences)
     )
 
 
@@ -290,14 +317,16 @@ class ImageReconciler(ManagedReconciler[Image]):
         observation = judge_image(image, _now())
         if observation.ready and image.type == "PRIVATE_IMAGE":
             spec = ctx.obj.spec
-            changes = attribute_changes(spec, str(ctx.obj.metadata.name), image)
-            if changes:
+            desired = desired_tags(spec, ctx.uid)
+            attributes = attribute_changes(spec, str(ctx.obj.metadata.name), image)
+            drifted = [attributes.describe()] if attributes else []
+            if tag_changes(desired, image.tags):
+                drifted.append("tags")
+            if drifted:
                 observation.up_to_date = False
                 observation.reason = "Updating"
-                observation.message = (
-                    f"putting back {changes.describe()} of image {image.image_id} changed in the cloud"
-                )
-            observation.conditions.append(tags_condition(desired_tags(spec, ctx.uid), image.tags))
+                observation.message = f"putting back {', '.join(drifted)} of image {image.image_id}"
+            observation.conditions.append(tags_condition(desired, image.tags))
         return observation
 
     async def _observe_existing(self, ctx: Context[Image]) -> Observation:
@@ -311,6 +340,13 @@ class ImageReconciler(ManagedReconciler[Image]):
             found = await ctx.api.find_images(lookup_filters(existing.lookup))
             image = newest([candidate for candidate in found if matches_lookup(candidate, existing.lookup)])
             missing = f"no image in {ctx.api.region} matches {describe_lookup(existing.lookup)}"
+        if image is None and existing.lookup is not None and not ctx.obj.status.image_id:
+            # Nothing matched yet: often an image still to be shared or made (GitOps applies everything at
+            # once), so the object waits and looks again every poll; one that matched before and is gone
+            # is Stalled like a missing id.
+            raise Waiting(
+                "NoMatchingImage", f"{missing}; looking again every poll", delay=self.runtime.config.poll_interval
+            )
         if image is None:
             return Observation(exists=False, failed=True, reason="NotFound", message=missing)
         return judge_image(image, _now())
@@ -411,8 +447,8 @@ class ImageReconciler(ManagedReconciler[Image]):
 
     async def update(self, ctx: Context[Image], observation: Observation) -> None:
         image = observation.resource
-        if not isinstance(image, CloudImage) or image.state != IMAGE_NORMAL:
-            return
+        if ctx.obj.spec.source.existing is not None or not isinstance(image, CloudImage) or image.state != IMAGE_NORMAL:
+            return None  # images from source.existing are never changed
         changes = attribute_changes(ctx.obj.spec, str(ctx.obj.metadata.name), image)
         if changes:
             await ctx.api.modify_image_attribute(
@@ -421,6 +457,14 @@ class ImageReconciler(ManagedReconciler[Image]):
                 description=changes.description,
                 family=changes.family,
                 deprecated=changes.deprecated,
+            )
+        tags = tag_changes(desired_tags(ctx.obj.spec, ctx.uid), image.tags)
+        if tags:
+            credentials = await ctx.runtime.credentials(ctx.key.namespace, self.credentials_ref(ctx.obj))
+            # The owner's account id is part of the resource name: the image's creator.
+            name = resource_name(ctx.api.region, image.creator, "image", image.image_id)
+            await ctx.runtime.pool.tags(credentials, ctx.api.region).modify_resource_tags(
+                name, tags.replace, tags.delete
             )
 
     async def delete(self, ctx: Context[Image], observation: Observation) -> Waiting | None:
