@@ -54,11 +54,7 @@ class CloudPool:
 
     def api(self, credentials: Credentials, region: str) -> CvmApi:
         """The cached :class:`CvmApi` for this account and region."""
-        if self._closed:
-            raise RuntimeError("CloudPool is closed")
-        if not region:
-            raise ValueError("region is required")
-        key = (credentials, region)
+        key = self._key(credentials, region)
         api = self._apis.get(key)
         if api is None:
             api = CvmApi(
@@ -78,11 +74,7 @@ class CloudPool:
         """The cached :class:`TagApi` for this account and region (the Tag API is global and resource
         names carry their region; the region is only passed along). A custom endpoint (the emulator)
         serves the Tag API at the same URL as CVM; without one the SDK's Tag endpoint is used."""
-        if self._closed:
-            raise RuntimeError("CloudPool is closed")
-        if not region:
-            raise ValueError("region is required")
-        key = (credentials, region)
+        key = self._key(credentials, region)
         api = self._tag_apis.get(key)
         if api is None:
             cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
@@ -96,6 +88,13 @@ class CloudPool:
             where = self.endpoint.url if self.endpoint else "Tencent Cloud"
             logger.info("Tag client for region %s at %s created (%d clients)", region, where, len(self._tag_apis))
         return api
+
+    def _key(self, credentials: Credentials, region: str) -> tuple[Credentials, str]:
+        if self._closed:
+            raise RuntimeError("CloudPool is closed")
+        if not region:
+            raise ValueError("region is required")
+        return credentials, region
 
     def _profile(self) -> ClientProfile:
         http_profile = HttpProfile(reqTimeout=self.request_timeout, keepAlive=True)
