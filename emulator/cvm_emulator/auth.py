@@ -68,12 +68,18 @@ def signature_for(
     return str(Sign.sign_tc3(secret_key, date, service, string_to_sign))
 
 
+def scope_service(authorization: str) -> str | None:
+    """The service named in an Authorization header's credential scope, None when unreadable."""
+    match = _AUTH_RE.match(authorization.strip())
+    return match["service"] if match is not None else None
+
+
 def authenticate(
     req: SignedRequest, accounts_by_secret_id: Mapping[str, Account], now: float, service: str = SERVICE
 ) -> Account:
     """Return the calling account or raise the ``AuthFailure.*`` error the real service gives.
 
-    ``service`` is the one the request is addressed to (``cvm`` or ``tag``): the credential scope must
+    ``service`` is the one the request is addressed to (``cvm``, ``tag`` or ``sts``): the credential scope must
     name it, and the signature is computed with it.
     """
     authorization = req.headers.get("authorization", "")

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from tencentcloud.cvm.v20170312 import models as sdk_models
+from tencentcloud.sts.v20180813 import models as sts_models
 from tencentcloud.tag.v20180813 import models as tag_models
 
 from .errors import ApiError
@@ -149,6 +150,7 @@ class RequestValidator:
 
 CVM_VALIDATOR = RequestValidator(sdk_models, REQUIRED)
 TAG_VALIDATOR = RequestValidator(tag_models, TAG_REQUIRED)
+STS_VALIDATOR = RequestValidator(sts_models, {})
 
 
 def model_members(model_name: str) -> dict[str, TypeSpec]:

@@ -1,5 +1,7 @@
 """HTTP front: routing on X-TC-Version and X-TC-Action, the Response envelope, signatures, faults, rate
-limits, metrics. The CVM API (2017-03-12) and a Tag API subset (2018-08-13) share one endpoint."""
+limits, metrics. The CVM API (2017-03-12), a Tag API subset (2018-08-13) and STS GetCallerIdentity
+(2018-08-13) share one endpoint; Tag and STS have the same version, so the service named in the
+signature's credential scope tells them apart."""
 
 from __future__ import annotations
 
@@ -18,14 +20,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import images, instances, regions, tags
-from .auth import SignedRequest, authenticate
+from . import images, instances, regions, sts, tags
+from .auth import SignedRequest, authenticate, scope_service
 from .catalogue import Catalogue, EmulatorConfig
 from .clock import Clock
 from .context import Call, Emulator
 from .errors import ApiError
 from .importer import FetchError, detect_format, fetch_probe, size_in_gib
-from .params import CVM_VALIDATOR, TAG_VALIDATOR, RequestValidator
+from .params import CVM_VALIDATOR, STS_VALIDATOR, TAG_VALIDATOR, RequestValidator
 from .store import Store, random_suffix
 
 log = logging.getLogger("cvm_emulator")
@@ -57,8 +59,27 @@ CVM = Service("cvm", API_VERSION, ACTIONS, READ_ONLY, REGIONLESS, CVM_VALIDATOR)
 TAG = Service(
     tags.SERVICE, tags.API_VERSION, dict(tags.ACTIONS), tags.READ_ONLY, frozenset(tags.ACTIONS), TAG_VALIDATOR
 )
-SERVICES_BY_VERSION = {service.version: service for service in (CVM, TAG)}
-ALL_ACTIONS = frozenset(action for service in (CVM, TAG) for action in service.actions)
+# STS is global too.
+STS = Service(sts.SERVICE, sts.API_VERSION, dict(sts.ACTIONS), sts.READ_ONLY, frozenset(sts.ACTIONS), STS_VALIDATOR)
+SERVICES = (CVM, TAG, STS)
+ALL_ACTIONS = frozenset(action for service in SERVICES for action in service.actions)
+
+
+def services_for_version(version: str) -> list[Service]:
+    return [service for service in SERVICES if service.version == version]
+
+
+def pick_service(version: str, scope: str | None, action: str) -> Service | None:
+    """The service a request is for: among those of its version, the one its credential scope names;
+    failing that (no or unknown scope) the one with the action, else the first. None: unknown version."""
+    candidates = services_for_version(version)
+    if not candidates:
+        return None
+    by_scope = next((service for service in candidates if service.name == scope), None)
+    if by_scope is not None:
+        return by_scope
+    return next((service for service in candidates if action in service.actions), candidates[0])
+
 
 # Documented per-action limits (requests per second per account); others default to 20/s.
 DEFAULT_RATE_LIMIT = 20
@@ -288,9 +309,9 @@ class EmulatorServer:
         version = request.headers.get("X-TC-Version")
         if not version:
             raise ApiError("MissingParameter", "The request is missing the `X-TC-Version` header.")
-        service = SERVICES_BY_VERSION.get(version)
+        service = pick_service(version, scope_service(request.headers.get("Authorization", "")), action)
         if service is None:
-            known = next((s for s in SERVICES_BY_VERSION.values() if action in s.actions), None)
+            known = next((s for s in SERVICES if action in s.actions), None)
             if known is None:
                 raise ApiError("InvalidAction", f"The action `{action}` is not supported by cvm {API_VERSION}.")
             raise ApiError("NoSuchVersion", f"The API version `{version}` does not exist; use {known.version}.")

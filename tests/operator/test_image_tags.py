@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvm_operator.reconcilers.image import is_system_tag, tag_changes, tags_condition
+from cvm_operator.reconcilers.tags import is_system_tag, tag_changes, tags_condition
 from tests.emulator.test_tags import tag_call, tag_sdk_client
 from tests.operator import REGION, UID_TAG, cloud_call, image, import_image_body, status
 from tests.support.emulator import DiskFileServer, EmulatorProcess, sdk_client, write_qcow2

@@ -24,8 +24,6 @@ from cvm_operator.reconcilers.image import (
     newest,
     share_objects_for,
     sharing_message,
-    tag_differences,
-    tags_condition,
 )
 from cvm_operator.reconcilers.instance import (
     decode_secret_value,
@@ -33,6 +31,7 @@ from cvm_operator.reconcilers.instance import (
     instance_status,
     judge_instance,
 )
+from cvm_operator.reconcilers.tags import tag_differences, tags_condition
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 

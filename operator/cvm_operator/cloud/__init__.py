@@ -11,6 +11,7 @@ Typical use by a reconciler::
         else: ...                                                 # Stalled, reason=exc.reason
     tags = pool.tags(credentials, spec.region)                     # Tag API: change tags of a resource
     await tags.modify_resource_tags(resource_name(region, owner, "image", image_id), {"team": "web"}, ["old"])
+    owner = await pool.account_id(credentials)                   # STS GetCallerIdentity, once per credentials
     await pool.close()                                            # on shutdown
 """
 
@@ -35,6 +36,7 @@ from cvm_operator.cloud.resources import (
     SystemDisk,
     Zone,
 )
+from cvm_operator.cloud.sts import CallerIdentity, StsApi
 from cvm_operator.cloud.tags import TagApi, resource_name
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_RATE_LIMIT",
     "MAX_PAGE",
     "Batcher",
+    "CallerIdentity",
     "CloudError",
     "CloudImage",
     "CloudInstance",
@@ -55,6 +58,7 @@ __all__ = [
     "LoginSettings",
     "RateLimiter",
     "Region",
+    "StsApi",
     "SyncedImage",
     "SystemDisk",
     "TagApi",

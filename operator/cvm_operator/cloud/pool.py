@@ -1,5 +1,5 @@
-"""One official async SDK client per (credentials, region) and API (CVM, Tag), created on first use
-and reused."""
+"""One official async SDK client per (credentials, region) and API (CVM, Tag; STS per credentials),
+created on first use and reused."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from cvm_operator.cloud.api import MAX_PAGE, CvmApi
 from cvm_operator.cloud.credentials import Credentials
 from cvm_operator.cloud.endpoint import Endpoint, parse_endpoint
 from cvm_operator.cloud.ratelimit import RateLimiter
+from cvm_operator.cloud.sts import StsApi, StsClient
 from cvm_operator.cloud.tags import TagApi
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class CloudPool:
         self.language = language
         self._apis: dict[tuple[Credentials, str], CvmApi] = {}
         self._tag_apis: dict[tuple[Credentials, str], TagApi] = {}
+        self._sts_apis: dict[Credentials, StsApi] = {}
+        self._account_ids: dict[Credentials, str] = {}
+        self._account_id_locks: dict[Credentials, asyncio.Lock] = {}
         self._closed = False
 
     def api(self, credentials: Credentials, region: str) -> CvmApi:
@@ -89,6 +93,36 @@ class CloudPool:
             logger.info("Tag client for region %s at %s created (%d clients)", region, where, len(self._tag_apis))
         return api
 
+    async def account_id(self, credentials: Credentials) -> str:
+        """The account id the credentials belong to (the owner segment of Tag API resource names).
+
+        Asked once per credentials with STS GetCallerIdentity (concurrent callers share that call) and
+        cached for the life of the pool; a failure is raised as CloudError and not cached.
+        """
+        known = self._account_ids.get(credentials)
+        if known is not None:
+            return known
+        lock = self._account_id_locks.setdefault(credentials, asyncio.Lock())
+        async with lock:
+            known = self._account_ids.get(credentials)
+            if known is None:
+                identity = await self._sts(credentials).caller_identity()
+                known = self._account_ids[credentials] = identity.account_id
+                logger.info("credentials %s belong to account %s", credentials.secret_id, known)
+        return known
+
+    def _sts(self, credentials: Credentials) -> StsApi:
+        if self._closed:
+            raise RuntimeError("CloudPool is closed")
+        api = self._sts_apis.get(credentials)
+        if api is None:
+            cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
+            # STS is global: no region (a custom endpoint serves it at the same URL as CVM).
+            api = StsApi(StsClient(cred, "", self._profile()), account=credentials.secret_id,
+                         rate_limiter=self.rate_limiter)  # fmt: skip
+            self._sts_apis[credentials] = api
+        return api
+
     def _key(self, credentials: Credentials, region: str) -> tuple[Credentials, str]:
         if self._closed:
             raise RuntimeError("CloudPool is closed")
@@ -114,8 +148,12 @@ class CloudPool:
     async def close(self) -> None:
         """Close every client (idempotent)."""
         self._closed = True
-        apis: list[CvmApi | TagApi] = [*self._apis.values(), *self._tag_apis.values()]
-        self._apis, self._tag_apis = {}, {}
+        apis: list[CvmApi | TagApi | StsApi] = [
+            *self._apis.values(),
+            *self._tag_apis.values(),
+            *self._sts_apis.values(),
+        ]
+        self._apis, self._tag_apis, self._sts_apis = {}, {}, {}
         results = await asyncio.gather(*(api.close() for api in apis), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):

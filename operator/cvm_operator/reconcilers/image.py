@@ -33,18 +33,16 @@ from cvm_operator.reconcilers.base import (
     UID_TAG,
     Blocked,
     Context,
-    ExtraCondition,
     ManagedReconciler,
     Observation,
     Waiting,
 )
 from cvm_operator.reconcilers.runtime import ObjectKey
 
+# Re-exported: the tag helpers lived here before they were shared with the Instance reconciler.
+from cvm_operator.reconcilers.tags import tag_changes, tags_condition, with_uid_tag
+
 IMAGE_NAME_MAX = 60
-TAGS_UP_TO_DATE = "TagsUpToDate"
-"""Extra condition: the cloud tags of a created image are spec.tags plus the UID tag (put back if not)."""
-# System tag keys (these words alone or before ':'), set by the cloud itself: never removed.
-_SYSTEM_TAG_WORDS = frozenset({"qcloud", "tencent", "project"})
 
 # Instance states in which CreateImage is accepted.
 _IMAGEABLE_INSTANCE_STATES = frozenset({"RUNNING", "STOPPED"})
@@ -63,7 +61,7 @@ def desired_image_name(spec: ImageSpec, object_name: str) -> str:
 
 
 def desired_tags(spec: ImageSpec, uid: str) -> dict[str, str]:
-    return {**spec.tags, UID_TAG: uid}
+    return with_uid_tag(spec.tags, uid)
 
 
 def lookup_filters(lookup: ImageLookup) -> dict[str, list[str]]:
@@ -161,49 +159,6 @@ def attribute_changes(spec: ImageSpec, object_name: str, image: CloudImage) -> A
         family=spec.family if spec.family is not None and image.family != spec.family else None,
         deprecated=spec.deprecated if image.deprecated != spec.deprecated else None,
     )  # fmt: skip
-
-
-def tag_differences(desired: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
-    """Desired tags missing or different in the cloud, in words for a condition message."""
-    return [
-        f"{key}: cloud {actual[key]!r}, spec {value!r}" if key in actual else f"{key}: missing (spec {value!r})"
-        for key, value in sorted(desired.items())
-        if actual.get(key) != value
-    ]
-
-
-def is_system_tag(key: str) -> bool:
-    return key.lower().split(":", 1)[0] in _SYSTEM_TAG_WORDS
-
-
-@dataclass(frozen=True)
-class TagChanges:
-    """What ModifyResourceTags must set and remove to make the cloud tags exactly the desired ones."""
-
-    replace: dict[str, str]
-    delete: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.replace or self.delete)
-
-
-def tag_changes(desired: Mapping[str, str], actual: Mapping[str, str]) -> TagChanges:
-    """Desired tags missing or different, and tags no one asked for (system tags are left alone)."""
-    return TagChanges(
-        replace={key: value for key, value in sorted(desired.items()) if actual.get(key) != value},
-        delete=tuple(sorted(key for key in actual if key not in desired and not is_system_tag(key))),
-    )
-
-
-def tags_condition(desired: Mapping[str, str], actual: Mapping[str, str]) -> ExtraCondition:
-    changes = tag_changes(desired, actual)
-    if not changes:
-        return ExtraCondition(TAGS_UP_TO_DATE, "True", "TagsMatch", "the cloud tags match spec.tags")
-    differences = tag_differences(desired, actual)
-    differences += [f"{key}: not in spec (cloud {actual[key]!r})" for key in changes.delete]
-    return ExtraCondition(
-        TAGS_UP_TO_DATE, "False", "TagsDiffer", "putting back the cloud tags: " + "; ".join(differences)
-    )
 
 
 def judge_image(image: CloudImage, now: dt.datetime) -> Observation:

@@ -4,6 +4,10 @@ RunInstances gets the object UID as ClientToken, so a repeated launch returns th
 instance also carries the UID tag so it is found again while status has no id. An instance that
 disappears (terminated outside the operator) is reported as Stalled ``NotFound`` and not relaunched:
 a silent relaunch would hide the loss of the machine and its disk from its owner.
+
+Tags drift is put back like on images: the cloud tags are spec.tags plus the UID tag (system tags
+aside), fixed through the Tag API in the same update pass as a power-state or reinstall action, after
+it. The Tag API names the instance by its owner's account id, learnt once per credentials from STS.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Literal
 
 from cvm_operator.api import Instance, InstanceSpec, Phase
 from cvm_operator.api.kinds import IMAGES, INSTANCES
-from cvm_operator.cloud import CloudError, CloudInstance, LoginSettings, SystemDisk
+from cvm_operator.cloud import CloudError, CloudInstance, LoginSettings, SystemDisk, resource_name
 from cvm_operator.cloud.resources import (
     INSTANCE_LAUNCH_FAILED,
     INSTANCE_PENDING,
@@ -39,6 +43,7 @@ from cvm_operator.reconcilers.base import (
     Waiting,
 )
 from cvm_operator.reconcilers.runtime import ObjectKey
+from cvm_operator.reconcilers.tags import TagChanges, tag_changes, tags_condition, with_uid_tag
 
 IMAGE_UP_TO_DATE = "ImageUpToDate"
 """Extra condition: the instance runs the image the spec asks for."""
@@ -171,7 +176,52 @@ def instance_status(instance: CloudInstance) -> dict[str, Any]:
 
 
 def desired_tags(spec: InstanceSpec, uid: str) -> dict[str, str]:
-    return {**spec.tags, UID_TAG: uid}
+    return with_uid_tag(spec.tags, uid)
+
+
+# States in which tags are not compared: launching (RunInstances sets them), failed or going away.
+_UNTAGGED_STATES = frozenset({INSTANCE_PENDING, INSTANCE_LAUNCH_FAILED, INSTANCE_SHUTDOWN, INSTANCE_TERMINATING})
+
+
+@dataclass(frozen=True)
+class InstanceUpdate:
+    """What ``update`` does in one pass: the verdict's action (if any), then the tag changes (if any)."""
+
+    instance: CloudInstance
+    verdict: Verdict
+    desired_image: str | None
+    tags: TagChanges
+
+
+def observe_instance(
+    instance: CloudInstance, verdict: Verdict, desired_image: str | None, desired: dict[str, str]
+) -> Observation:
+    """The observation of an existing instance: the verdict, plus tag drift when tags are compared.
+
+    Tag drift alone makes the object not up to date (Updating); with a pending action the action's
+    reason and message stay, and both are done in the same pass.
+    """
+    compare_tags = not verdict.failed and instance.state not in _UNTAGGED_STATES
+    changes = tag_changes(desired, instance.tags) if compare_tags else TagChanges({}, ())
+    conditions = [verdict.image_condition] if verdict.image_condition else []
+    if compare_tags:
+        conditions.append(tags_condition(desired, instance.tags))
+    reason, message = verdict.reason, verdict.message
+    if changes and verdict.action is None:
+        reason, message = "Updating", f"putting back the tags of instance {instance.instance_id}"
+    return Observation(
+        exists=True,
+        up_to_date=verdict.action is None and not changes,
+        status=instance_status(instance),
+        phase=verdict.phase,
+        cloud_state=instance.state,
+        ready=verdict.ready,
+        reason=reason,
+        message=message,
+        failed=verdict.failed,
+        conditions=conditions,
+        resource=InstanceUpdate(instance, verdict, desired_image, changes),
+    )
 
 
 def image_ready(body: dict[str, Any]) -> str | None:
@@ -221,19 +271,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         verdict = judge_instance(
             instance, spec.run_state, desired_image, spec.reimage_policy, ctx.annotation(RESET_IMAGE_ANNOTATION)
         )
-        return Observation(
-            exists=True,
-            up_to_date=verdict.action is None,
-            status=instance_status(instance),
-            phase=verdict.phase,
-            cloud_state=instance.state,
-            ready=verdict.ready,
-            reason=verdict.reason,
-            message=verdict.message,
-            failed=verdict.failed,
-            conditions=[verdict.image_condition] if verdict.image_condition else [],
-            resource=(instance, verdict, desired_image),
-        )
+        return observe_instance(instance, verdict, desired_image, desired_tags(spec, ctx.uid))
 
     async def _find(self, ctx: Context[Instance]) -> CloudInstance | None:
         """The instance this object launched: by status id, else by the UID tag (a launch whose id was lost)."""
@@ -308,14 +346,26 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         return {"instance_id": instance_id, "image_id": image_id, "zone": spec.zone}
 
     async def update(self, ctx: Context[Instance], observation: Observation) -> None:
-        instance, verdict, desired_image = observation.resource
-        assert isinstance(instance, CloudInstance) and isinstance(verdict, Verdict)
-        if verdict.action == "start":
+        planned = observation.resource
+        assert isinstance(planned, InstanceUpdate)
+        instance, action = planned.instance, planned.verdict.action
+        if action == "start":
             await ctx.api.start_instances([instance.instance_id])
-        elif verdict.action == "stop":
+        elif action == "stop":
             await ctx.api.stop_instances([instance.instance_id])
-        elif verdict.action == "reset":
-            await self._reset(ctx, instance, str(desired_image))
+        elif action == "reset":
+            await self._reset(ctx, instance, str(planned.desired_image))
+        if planned.tags:
+            await self._put_back_tags(ctx, instance, planned.tags)
+
+    async def _put_back_tags(self, ctx: Context[Instance], instance: CloudInstance, changes: TagChanges) -> None:
+        credentials = await ctx.runtime.credentials(ctx.key.namespace, self.credentials_ref(ctx.obj))
+        # Instances do not report their owner; the account of the credentials that launched it is.
+        owner = await ctx.runtime.pool.account_id(credentials)
+        name = resource_name(ctx.api.region, owner, "instance", instance.instance_id)
+        await ctx.runtime.pool.tags(credentials, ctx.api.region).modify_resource_tags(
+            name, changes.replace, changes.delete
+        )
 
     async def _reset(self, ctx: Context[Instance], instance: CloudInstance, image_id: str) -> None:
         spec = ctx.obj.spec
