@@ -77,3 +77,21 @@ def instance_body(
 
 def status(body: dict[str, Any] | None) -> dict[str, Any]:
     return dict((body or {}).get("status") or {})
+
+
+def tags_of(described: dict[str, Any] | None) -> dict[str, str]:
+    """The tags of a DescribeImages/DescribeInstances entry as a mapping."""
+    return {tag["Key"]: tag["Value"] for tag in (described or {}).get("Tags") or []}
+
+
+def tamper_with_tags(emulator: Any, resource: str) -> None:
+    """An edit made in the cloud behind the operator's back: one tag added, one changed, one removed."""
+    from tests.emulator.test_tags import tag_call, tag_sdk_client
+
+    tag_call(
+        tag_sdk_client(emulator),
+        "ModifyResourceTags",
+        Resource=resource,
+        ReplaceTags=[{"TagKey": "added", "TagValue": "by-hand"}, {"TagKey": "team", "TagValue": "db"}],
+        DeleteTags=[{"TagKey": "stage"}],
+    )

@@ -7,13 +7,13 @@ from typing import Any
 
 from cvm_operator.reconcilers.tags import is_system_tag, tag_changes, tags_condition
 from tests.emulator.test_tags import tag_call, tag_sdk_client
-from tests.operator import REGION, UID_TAG, cloud_call, image, import_image_body, status
+from tests.operator import REGION, UID_TAG, cloud_call, image, import_image_body, status, tags_of, tamper_with_tags
 from tests.support.emulator import DiskFileServer, EmulatorProcess, sdk_client, write_qcow2
 from tests.support.operator import Objects, OperatorProcess, wait_for
 
 
 def cloud_tags(client: Any, image_id: str) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in (image(client, image_id) or {}).get("Tags") or []}
+    return tags_of(image(client, image_id))
 
 
 def test_tag_changes_make_the_cloud_tags_exactly_the_desired_ones() -> None:
@@ -48,16 +48,7 @@ def test_tags_edited_in_the_cloud_are_put_back_and_spec_changes_applied(
     assert cloud_tags(client, image_id) == wanted
     owner = emulator.accounts[0].account_id
     resource = f"qcs::cvm:{REGION}:uin/{owner}:image/{image_id}"
-    tags = tag_sdk_client(emulator)
-
-    # Out of band: one tag added, one changed, one removed.
-    tag_call(
-        tags,
-        "ModifyResourceTags",
-        Resource=resource,
-        ReplaceTags=[{"TagKey": "added", "TagValue": "by-hand"}, {"TagKey": "team", "TagValue": "db"}],
-        DeleteTags=[{"TagKey": "stage"}],
-    )
+    tamper_with_tags(emulator, resource)
     assert cloud_tags(client, image_id) == {"added": "by-hand", "team": "db", UID_TAG: uid}
     wait_for(lambda: cloud_tags(client, image_id) == wanted, 30, "the tags to be put back")
     objects.wait_condition("images", "tagged", "TagsUpToDate")
@@ -76,7 +67,7 @@ def test_tags_edited_in_the_cloud_are_put_back_and_spec_changes_applied(
     assert status(ready)["observedGeneration"] == 2
 
     # The UID tag removed out of band comes back too (it is how the image is found after a crash).
-    tag_call(tags, "UnTagResources", ResourceList=[resource], TagKeys=[UID_TAG])
+    tag_call(tag_sdk_client(emulator), "UnTagResources", ResourceList=[resource], TagKeys=[UID_TAG])
     wait_for(lambda: cloud_tags(client, image_id).get(UID_TAG) == uid, 30, "the UID tag to be put back")
     found = cloud_call(client, "DescribeImages", {"Filters": [{"Name": f"tag:{UID_TAG}", "Values": [uid]}]})
     assert [item["ImageId"] for item in found["ImageSet"]] == [image_id]

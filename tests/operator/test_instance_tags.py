@@ -13,7 +13,7 @@ from cvm_operator.cloud import CloudInstance
 from cvm_operator.reconcilers.instance import InstanceUpdate, judge_instance, observe_instance
 from cvm_operator.reconcilers.tags import TAGS_UP_TO_DATE
 from tests.emulator.test_tags import tag_call, tag_sdk_client
-from tests.operator import REGION, UBUNTU, UID_TAG, instance, instance_body, status
+from tests.operator import REGION, UBUNTU, UID_TAG, instance, instance_body, status, tags_of, tamper_with_tags
 from tests.support.emulator import EmulatorProcess, sdk_client
 from tests.support.operator import Objects, OperatorProcess, wait_for
 
@@ -87,7 +87,7 @@ def test_tags_are_not_compared_while_launching_failed_or_going_away() -> None:
 
 
 def cloud_tags(client: Any, instance_id: str) -> dict[str, str]:
-    return {tag["Key"]: tag["Value"] for tag in (instance(client, instance_id) or {}).get("Tags") or []}
+    return tags_of(instance(client, instance_id))
 
 
 def test_instance_tags_edited_in_the_cloud_are_put_back_and_spec_changes_applied(
@@ -113,15 +113,7 @@ def test_instance_tags_edited_in_the_cloud_are_put_back_and_spec_changes_applied
 
     owner = emulator.accounts[0].account_id
     resource = f"qcs::cvm:{REGION}:uin/{owner}:instance/{instance_id}"
-    tags = tag_sdk_client(emulator)
-    # Out of band: one tag added, one changed, one removed.
-    tag_call(
-        tags,
-        "ModifyResourceTags",
-        Resource=resource,
-        ReplaceTags=[{"TagKey": "added", "TagValue": "by-hand"}, {"TagKey": "team", "TagValue": "db"}],
-        DeleteTags=[{"TagKey": "stage"}],
-    )
+    tamper_with_tags(emulator, resource)
     assert cloud_tags(client, instance_id) == {"added": "by-hand", "team": "db", UID_TAG: uid}
     wait_for(lambda: cloud_tags(client, instance_id) == wanted, 30, "the tags to be put back")
     objects.wait_condition("instances", "tagged", "TagsUpToDate")
@@ -145,7 +137,7 @@ def test_instance_tags_edited_in_the_cloud_are_put_back_and_spec_changes_applied
     assert emulator.request_count("GetCallerIdentity", "OK") == 1  # cached per credentials
 
     # The UID tag removed out of band comes back too (it is how the instance is found after a crash).
-    tag_call(tags, "UnTagResources", ResourceList=[resource], TagKeys=[UID_TAG])
+    tag_call(tag_sdk_client(emulator), "UnTagResources", ResourceList=[resource], TagKeys=[UID_TAG])
     wait_for(lambda: cloud_tags(client, instance_id).get(UID_TAG) == uid, 30, "the UID tag to be put back")
     assert cloud_tags(client, instance_id) == wanted
     objects.wait_condition("instances", "tagged", "TagsUpToDate")
