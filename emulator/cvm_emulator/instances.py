@@ -513,12 +513,19 @@ def start_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
     return {}
 
 
-def stop_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
+def _check_stop_type(params: dict[str, Any], deprecated_flag: str) -> None:
+    """StopType is one of its values, and never given together with the deprecated flag it replaces."""
     stop_type = params.get("StopType")
-    if stop_type is not None and stop_type not in ("SOFT", "HARD", "SOFT_FIRST"):
+    if stop_type is None:
+        return
+    if stop_type not in ("SOFT", "HARD", "SOFT_FIRST"):
         raise ApiError("InvalidParameterValue", f"`StopType` {stop_type!r} is not valid.")
-    if stop_type is not None and params.get("ForceStop") is not None:
-        raise ApiError("InvalidParameterCombination", "`ForceStop` and `StopType` cannot be given together.")
+    if params.get(deprecated_flag) is not None:
+        raise ApiError("InvalidParameterCombination", f"`{deprecated_flag}` and `StopType` cannot be given together.")
+
+
+def stop_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _check_stop_type(params, "ForceStop")
     mode = params.get("StoppedMode") or "KEEP_CHARGING"
     if mode not in ("KEEP_CHARGING", "STOP_CHARGING"):
         raise ApiError("InvalidParameterValue", f"`StoppedMode` {mode!r} is not valid.")
@@ -538,11 +545,7 @@ def stop_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[st
 
 
 def reboot_instances(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    stop_type = params.get("StopType")
-    if stop_type is not None and stop_type not in ("SOFT", "HARD", "SOFT_FIRST"):
-        raise ApiError("InvalidParameterValue", f"`StopType` {stop_type!r} is not valid.")
-    if stop_type is not None and params.get("ForceReboot") is not None:
-        raise ApiError("InvalidParameterCombination", "`ForceReboot` and `StopType` cannot be given together.")
+    _check_stop_type(params, "ForceReboot")
     rows = _owned_instances(emu, call, params["InstanceIds"])
     _require_state(rows, ("RUNNING",))
     _transition(emu, call, rows, "RebootInstances", "REBOOTING", "RUNNING", "instance.reboot")

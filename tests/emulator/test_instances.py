@@ -185,6 +185,30 @@ def test_run_instances_rules(shared_emulator: EmulatorProcess) -> None:
     assert call(client, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU, DryRun=True).InstanceIdSet is None
 
 
+def test_stop_type_is_checked_and_not_mixed_with_the_deprecated_flags(shared_emulator: EmulatorProcess) -> None:
+    client = sdk_client(shared_emulator)
+    instance_id = launch(client)
+    for action in ("StopInstances", "RebootInstances"):
+        expect_error("InvalidParameterValue", client, action, InstanceIds=[instance_id], StopType="GENTLE")
+    expect_error(
+        "InvalidParameterCombination",
+        client,
+        "StopInstances",
+        InstanceIds=[instance_id],
+        StopType="HARD",
+        ForceStop=True,
+    )
+    expect_error(
+        "InvalidParameterCombination",
+        client,
+        "RebootInstances",
+        InstanceIds=[instance_id],
+        StopType="HARD",
+        ForceReboot=True,
+    )
+    assert instance(client, instance_id).InstanceState == "RUNNING"  # nothing was done
+
+
 def test_stop_start_reboot_state_machine(shared_emulator: EmulatorProcess) -> None:
     client = sdk_client(shared_emulator)
     instance_id = launch(client, wait=False)
