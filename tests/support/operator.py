@@ -180,6 +180,9 @@ class Objects:
             condition = _condition(body or {}, condition_type)  # from the same read as the body returned
             if body is None or condition is None or condition["status"] != status:
                 return None
+            # kstatus: a condition speaks for the current spec only once its observedGeneration caught up.
+            if condition.get("observedGeneration", 0) < body["metadata"].get("generation", 0):
+                return None
             if reason is not None and condition["reason"] != reason:
                 return None
             return body
