@@ -95,11 +95,7 @@ def mark_reconciling(
     now: dt.datetime | None = None,
 ) -> list[Condition]:
     """Work in progress: Reconciling=True, Ready=False with the same reason; Stalled removed."""
-    result = set_condition(
-        conditions, RECONCILING, "True", reason, message, observed_generation=observed_generation, now=now
-    )
-    result = set_condition(result, READY, "False", reason, message, observed_generation=observed_generation, now=now)
-    return remove_condition(result, STALLED)
+    return _mark_not_ready(conditions, RECONCILING, STALLED, reason, message, observed_generation, now)
 
 
 def mark_stalled(
@@ -111,8 +107,21 @@ def mark_stalled(
     now: dt.datetime | None = None,
 ) -> list[Condition]:
     """Needs the user: Stalled=True, Ready=False with the same reason; Reconciling removed."""
+    return _mark_not_ready(conditions, STALLED, RECONCILING, reason, message, observed_generation, now)
+
+
+def _mark_not_ready(
+    conditions: Sequence[Condition],
+    abnormal: str,
+    other: str,
+    reason: str,
+    message: str,
+    observed_generation: int | None,
+    now: dt.datetime | None,
+) -> list[Condition]:
+    """``abnormal``=True and Ready=False, both with ``reason``; the other abnormal-true condition removed."""
     result = set_condition(
-        conditions, STALLED, "True", reason, message, observed_generation=observed_generation, now=now
+        conditions, abnormal, "True", reason, message, observed_generation=observed_generation, now=now
     )
     result = set_condition(result, READY, "False", reason, message, observed_generation=observed_generation, now=now)
-    return remove_condition(result, RECONCILING)
+    return remove_condition(result, other)
