@@ -26,19 +26,9 @@ IMPORT_ARCHITECTURES = ("x86_64", "i386", "arm_64")
 LICENSE_TYPES = ("TencentCloud", "BYOL")
 BOOT_MODES = ("Legacy BIOS", "UEFI")
 
-IMAGE_FILTERS = frozenset(
-    {
-        "image-id",
-        "image-type",
-        "image-name",
-        "platform",
-        "tag-key",
-        "tag-value",
-        "tag:",
-        "image-family",
-        "image-state",
-    }
-)
+# The filters DescribeImages documents today; anything else (image-family, the long-gone image-state)
+# is refused with InvalidFilter, as the real service does. Families have DescribeImageFromFamily.
+IMAGE_FILTERS = frozenset({"image-id", "image-type", "image-name", "platform", "tag-key", "tag-value", "tag:"})
 
 # The caller-relative type: another account's custom image is SHARED_IMAGE to the caller.
 _TYPE_SQL = "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ? THEN 'SHARED_IMAGE' ELSE i.image_type END"
@@ -318,8 +308,6 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
         "image-type": exact(f"({_TYPE_SQL_NUMBERED})"),
         "image-name": fuzzy("i.image_name"),
         "platform": fuzzy("i.platform"),
-        "image-family": exact("i.family"),
-        "image-state": exact("i.state"),
     }
     filter_clauses, filter_args = build_where(
         filters, rules, "image_tags", "t.image_id = i.image_id AND t.region = i.region"

@@ -14,6 +14,7 @@ from cvm_operator.cloud import CloudImage, CloudInstance
 from cvm_operator.reconcilers.base import UID_TAG
 from cvm_operator.reconcilers.image import (
     attribute_changes,
+    choose,
     desired_image_name,
     desired_tags,
     image_progress,
@@ -136,6 +137,31 @@ def test_lookup_filters_and_exact_matching() -> None:
     # The cloud's name filter matches substrings; the lookup does not.
     assert not matches_lookup(replace(exact, name="Ubuntu Server 22.04 LTS 64位 GPU"), lookup)
     assert not matches_lookup(replace(exact, type="MARKET_IMAGE"), lookup)
+    # The family is matched on the answers: DescribeImages has no documented family filter.
+    by_family = ImageLookup(image_type="PRIVATE_IMAGE", family="web")
+    assert lookup_filters(by_family) == {"image-type": ["PRIVATE_IMAGE"]}
+
+
+def test_lookups_never_choose_deprecated_or_unusable_images() -> None:
+    lookup = ImageLookup(image_type="PRIVATE_IMAGE", family="web")
+    kept = cloud_image(image_id="img-00000001", family="web", created_time="2024-01-01T00:00:00Z")
+    newer = {
+        "deprecated": cloud_image(image_id="img-00000002", family="web", deprecated=True),
+        "failed": cloud_image(image_id="img-00000003", family="web", state="IMPORTFAILED"),
+        "busy": cloud_image(image_id="img-00000004", family="web", state="CREATING"),
+        "other family": cloud_image(image_id="img-00000005", family="db"),
+    }
+    for why, image in newer.items():
+        assert choose([kept, image], lookup) == kept, why
+    assert choose(list(newer.values()), lookup) is None
+
+
+def test_shared_lookup_checks_the_owner() -> None:
+    lookup = ImageLookup(image_type="SHARED_IMAGE", name="web-golden", owner_account_id="100000000001")
+    ours = cloud_image(image_id="img-00000001", type="SHARED_IMAGE", created_time="2024-01-01T00:00:00Z")
+    intruder = cloud_image(image_id="img-00000002", type="SHARED_IMAGE", creator="300000000003")
+    assert choose([ours, intruder], lookup) == ours
+    assert choose([intruder], lookup) is None
 
 
 def test_newest_image_wins_with_a_stable_tie_break() -> None:

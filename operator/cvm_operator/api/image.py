@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .common import (
+    ACCOUNT_ID_PATTERN,
     API_VERSION,
     DISK_ID_PATTERN,
     IMAGE_DESCRIPTION_MAX,
@@ -53,6 +54,11 @@ DiskId = Annotated[str, StringConstraints(pattern=DISK_ID_PATTERN)]
 MSG_FROM_INSTANCE_ONE_OF = "spec.source.fromInstance: exactly one of instanceRef, instanceId must be set"
 MSG_EXISTING_ONE_OF = "spec.source.existing: exactly one of imageId, lookup must be set"
 MSG_LOOKUP_CRITERIA = "spec.source.existing.lookup: at least one of name, platform, family must be set"
+MSG_LOOKUP_OWNER_REQUIRED = (
+    "spec.source.existing.lookup.ownerAccountId: required for SHARED_IMAGE lookups "
+    "(any account can share an image of the same name)"
+)
+MSG_LOOKUP_OWNER_ONLY_SHARED = "spec.source.existing.lookup.ownerAccountId: may be set only for SHARED_IMAGE lookups"
 MSG_SOURCE_ONE_OF = "spec.source: exactly one of fromInstance, fromImport, existing must be set"
 MSG_EXISTING_ATTRIBUTES = (
     "spec.source.existing: cannot be combined with spec.imageName, spec.description, spec.family, "
@@ -132,9 +138,13 @@ class FromImportSource(SpecModel):
 
 
 class ImageLookup(SpecModel):
-    """Criteria selecting the newest image (by creation time) that matches all of them."""
+    """Criteria selecting the newest usable image (state NORMAL, not deprecated) that matches all of them."""
 
-    model_config = with_rules(cel("has(self.name) || has(self.platform) || has(self.family)", MSG_LOOKUP_CRITERIA))
+    model_config = with_rules(
+        cel("has(self.name) || has(self.platform) || has(self.family)", MSG_LOOKUP_CRITERIA),
+        cel("self.imageType != 'SHARED_IMAGE' || has(self.ownerAccountId)", MSG_LOOKUP_OWNER_REQUIRED),
+        cel("self.imageType == 'SHARED_IMAGE' || !has(self.ownerAccountId)", MSG_LOOKUP_OWNER_ONLY_SHARED),
+    )
 
     image_type: LookupImageType = Field(
         description="Cloud image type to search: PUBLIC_IMAGE, MARKET_IMAGE, SHARED_IMAGE or PRIVATE_IMAGE."
@@ -148,13 +158,28 @@ class ImageLookup(SpecModel):
         min_length=1,
         max_length=IMAGE_NAME_MAX,
         pattern=IMAGE_FAMILY_PATTERN,
-        description="Image family.",
+        description=(
+            "Image family. The newest usable image of the family is chosen, so an Image following a family "
+            "moves to each new image made in it (e.g. by an ImageSchedule)."
+        ),
+    )
+    owner_account_id: str | None = Field(
+        default=None,
+        pattern=ACCOUNT_ID_PATTERN,
+        description=(
+            "Root account id of the account that owns and shares the image; required for SHARED_IMAGE lookups "
+            "and only allowed there, so that an image of the same name shared by another account is never chosen."
+        ),
     )
 
     @model_validator(mode="after")
     def _some_criteria(self) -> Self:
         if self.name is None and self.platform is None and self.family is None:
             raise ValueError(MSG_LOOKUP_CRITERIA)
+        if self.image_type == "SHARED_IMAGE" and self.owner_account_id is None:
+            raise ValueError(MSG_LOOKUP_OWNER_REQUIRED)
+        if self.image_type != "SHARED_IMAGE" and self.owner_account_id is not None:
+            raise ValueError(MSG_LOOKUP_OWNER_ONLY_SHARED)
         return self
 
 
@@ -167,7 +192,11 @@ class ExistingImageSource(SpecModel):
         default=None, pattern=IMAGE_ID_PATTERN, description="Id of the image in spec.region, e.g. img-487zeit5."
     )
     lookup: ImageLookup | None = Field(
-        default=None, description="Find the image by type, name, platform or family instead of by id."
+        default=None,
+        description=(
+            "Find the image by type, name, platform or family instead of by id: the newest match in state "
+            "NORMAL that is not deprecated. status.imageId follows newer matches (an Event names the switch)."
+        ),
     )
 
     @model_validator(mode="after")

@@ -207,6 +207,13 @@ class CvmApi:
             if not page or len(images) >= int(data.get("TotalCount") or 0):
                 return images
 
+    async def image_from_family(self, family: str) -> CloudImage | None:
+        """DescribeImageFromFamily: the newest usable image of ``family`` (the cloud skips deprecated
+        images), or None when the family has none."""
+        data = await self.call("DescribeImageFromFamily", {"ImageFamily": family})
+        found = data.get("Image")
+        return CloudImage.from_api(found) if found else None
+
     async def create_image(
         self,
         name: str,

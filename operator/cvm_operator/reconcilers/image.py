@@ -18,7 +18,7 @@ from typing import Any
 
 from cvm_operator.api import IMAGE_TYPE_FROM_CLOUD, Image, ImageLookup, ImageSpec, Phase
 from cvm_operator.api.kinds import IMAGE_SHARES, IMAGES, INSTANCES
-from cvm_operator.cloud import CloudError, CloudImage, resource_name
+from cvm_operator.cloud import CloudError, CloudImage, CvmApi, resource_name
 from cvm_operator.cloud.resources import (
     IMAGE_BUSY_STATES,
     IMAGE_CREATEFAILED,
@@ -65,25 +65,34 @@ def desired_tags(spec: ImageSpec, uid: str) -> dict[str, str]:
 
 
 def lookup_filters(lookup: ImageLookup) -> dict[str, list[str]]:
-    """DescribeImages filters narrowing the search (name and platform are matched exactly afterwards)."""
+    """Documented DescribeImages filters narrowing the search; the rest is checked on the answers
+    (the cloud has no family or owner filter, and its name and platform filters match substrings)."""
     filters: dict[str, list[str]] = {"image-type": [str(lookup.image_type)]}
     if lookup.name is not None:
         filters["image-name"] = [lookup.name]
     if lookup.platform is not None:
         filters["platform"] = [lookup.platform]
-    if lookup.family is not None:
-        filters["image-family"] = [lookup.family]
     return filters
 
 
+def usable(image: CloudImage) -> bool:
+    """Whether a lookup may choose the image: NORMAL (not busy, not failed) and not deprecated."""
+    return image.state == IMAGE_NORMAL and not image.deprecated
+
+
 def matches_lookup(image: CloudImage, lookup: ImageLookup) -> bool:
-    # The cloud's name and platform filters are substring matches; the lookup means the exact value.
     return (
         image.type == lookup.image_type
         and (lookup.name is None or image.name == lookup.name)
         and (lookup.platform is None or image.platform.lower() == lookup.platform.lower())
         and (lookup.family is None or image.family == lookup.family)
+        and (lookup.owner_account_id is None or image.creator == lookup.owner_account_id)
     )
+
+
+def choose(images: Sequence[CloudImage], lookup: ImageLookup) -> CloudImage | None:
+    """The newest usable image among ``images`` that matches the lookup."""
+    return newest([image for image in images if usable(image) and matches_lookup(image, lookup)])
 
 
 def newest(images: Sequence[CloudImage]) -> CloudImage | None:
@@ -93,11 +102,28 @@ def newest(images: Sequence[CloudImage]) -> CloudImage | None:
     return max(images, key=lambda image: (image.created_time or "", image.image_id))
 
 
+async def find_by_lookup(api: CvmApi, lookup: ImageLookup) -> CloudImage | None:
+    """The image a lookup chooses. A family is asked with DescribeImageFromFamily, whose answer is the
+    newest usable image of the family; only when that one misses another criterion (type, owner, name,
+    platform) are the family's images listed through DescribeImages."""
+    if lookup.family is not None:
+        candidate = await api.image_from_family(lookup.family)
+        if candidate is None:
+            return None  # the family has no usable image at all
+        if usable(candidate) and matches_lookup(candidate, lookup):
+            return candidate
+    return choose(await api.find_images(lookup_filters(lookup)), lookup)
+
+
 def describe_lookup(lookup: ImageLookup) -> str:
-    criteria = [f"type {lookup.image_type}"]
-    criteria += [f"{field} {value!r}" for field, value in (("name", lookup.name), ("platform", lookup.platform),
-                                                           ("family", lookup.family)) if value is not None]  # fmt: skip
-    return ", ".join(criteria)
+    given = (
+        ("name", lookup.name),
+        ("platform", lookup.platform),
+        ("family", lookup.family),
+        ("owner", lookup.owner_account_id),
+    )
+    criteria = [f"type {lookup.image_type}", *(f"{field} {value!r}" for field, value in given if value is not None)]
+    return ", ".join(criteria) + ", state NORMAL, not deprecated"
 
 
 def image_progress(image: CloudImage, now: dt.datetime) -> int:
@@ -292,9 +318,16 @@ class ImageReconciler(ManagedReconciler[Image]):
             missing = f"image {existing.image_id} does not exist in {ctx.api.region} or is not visible to this account"
         else:
             assert existing.lookup is not None
-            found = await ctx.api.find_images(lookup_filters(existing.lookup))
-            image = newest([candidate for candidate in found if matches_lookup(candidate, existing.lookup)])
+            image = await find_by_lookup(ctx.api, existing.lookup)
             missing = f"no image in {ctx.api.region} matches {describe_lookup(existing.lookup)}"
+            previous = ctx.obj.status.image_id
+            if image is not None and previous and image.image_id != previous:
+                self.runtime.post(
+                    ctx.body,
+                    "Normal",
+                    "ImageChanged",
+                    f"lookup now matches image {image.image_id} ({image.name}), which replaces {previous}",
+                )
         if image is None and existing.lookup is not None and not ctx.obj.status.image_id:
             # Nothing matched yet: often an image still to be shared or made (GitOps applies everything at
             # once), so the object waits and looks again every poll; one that matched before and is gone
