@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,13 +74,22 @@ def scope_service(authorization: str) -> str | None:
     return match["service"] if match is not None else None
 
 
+TemporaryKeys = Callable[[str, str], Account | None]
+"""(SecretId, X-TC-Token) → the account temporary keys act for, with their SecretKey; None for an unknown
+SecretId; raises ``AuthFailure.TokenFailure`` for a missing, wrong or expired token."""
+
+
 def authenticate(
-    req: SignedRequest, accounts_by_secret_id: Mapping[str, Account], now: float, service: str = SERVICE
+    req: SignedRequest,
+    accounts_by_secret_id: Mapping[str, Account],
+    now: float,
+    service: str = SERVICE,
+    temporary: TemporaryKeys | None = None,
 ) -> Account:
     """Return the calling account or raise the ``AuthFailure.*`` error the real service gives.
 
     ``service`` is the one the request is addressed to (``cvm``, ``tag`` or ``sts``): the credential scope must
-    name it, and the signature is computed with it.
+    name it, and the signature is computed with it. ``temporary`` looks up keys issued by STS.
     """
     authorization = req.headers.get("authorization", "")
     if not authorization:
@@ -100,7 +109,12 @@ def authenticate(
             f"Signature expired, timestamp {timestamp} is more than {MAX_CLOCK_SKEW_SECONDS}s away "
             f"from the server time {int(now)}.",
         )
+    token = req.headers.get("x-tc-token", "").strip()
     account = accounts_by_secret_id.get(match["secret_id"])
+    if account is not None and token:
+        raise ApiError("AuthFailure.TokenFailure", "A token was sent with permanent keys.")
+    if account is None and temporary is not None:
+        account = temporary(match["secret_id"], token)
     if account is None:
         raise ApiError(
             "AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct."

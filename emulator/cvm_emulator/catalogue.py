@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from .identity import OidcProvider, Role, parse_providers, parse_roles
+
 PUBLIC_IMAGE = "PUBLIC_IMAGE"
 MARKET_IMAGE = "MARKET_IMAGE"
 PRIVATE_IMAGE = "PRIVATE_IMAGE"
@@ -181,6 +183,9 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     enforce_rate_limits: bool = False
     rate_limits: dict[str, int] = field(default_factory=dict)
+    roles: tuple[Role, ...] = ()
+    """CAM roles that STS AssumeRole and AssumeRoleWithWebIdentity can issue credentials for."""
+    oidc_providers: tuple[OidcProvider, ...] = ()
 
 
 def load_config(path: Path | None) -> EmulatorConfig:
@@ -200,6 +205,8 @@ def load_config(path: Path | None) -> EmulatorConfig:
         "latencyMs",
         "enforceRateLimits",
         "rateLimits",
+        "roles",
+        "oidcProviders",
     }
     unknown = set(data) - known
     if unknown:
@@ -222,4 +229,13 @@ def load_config(path: Path | None) -> EmulatorConfig:
     config.latency_ms = float(data.get("latencyMs", config.latency_ms))
     config.enforce_rate_limits = bool(data.get("enforceRateLimits", config.enforce_rate_limits))
     config.rate_limits = {str(k): int(v) for k, v in (data.get("rateLimits") or {}).items()}
+    try:
+        config.oidc_providers = parse_providers(data.get("oidcProviders"))
+        config.roles = parse_roles(
+            data.get("roles"),
+            [a.account_id for a in config.accounts],
+            [p.provider_id for p in config.oidc_providers],
+        )
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
     return config

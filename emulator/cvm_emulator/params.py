@@ -55,6 +55,11 @@ TAG_REQUIRED: dict[str, tuple[str, ...]] = {
     "TagFilter": ("TagKey",),
 }
 
+STS_REQUIRED: dict[str, tuple[str, ...]] = {
+    "AssumeRole": ("RoleArn", "RoleSessionName"),
+    "AssumeRoleWithWebIdentity": ("ProviderId", "WebIdentityToken", "RoleArn", "RoleSessionName"),
+}
+
 
 @dataclass(frozen=True)
 class TypeSpec:
@@ -150,7 +155,7 @@ class RequestValidator:
 
 CVM_VALIDATOR = RequestValidator(sdk_models, REQUIRED)
 TAG_VALIDATOR = RequestValidator(tag_models, TAG_REQUIRED)
-STS_VALIDATOR = RequestValidator(sts_models, {})
+STS_VALIDATOR = RequestValidator(sts_models, STS_REQUIRED)
 
 
 def model_members(model_name: str) -> dict[str, TypeSpec]:

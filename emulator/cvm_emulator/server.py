@@ -1,7 +1,8 @@
 """HTTP front: routing on X-TC-Version and X-TC-Action, the Response envelope, signatures, faults, rate
-limits, metrics. The CVM API (2017-03-12), a Tag API subset (2018-08-13) and STS GetCallerIdentity
-(2018-08-13) share one endpoint; Tag and STS have the same version, so the service named in the
-signature's credential scope tells them apart."""
+limits, metrics. The CVM API (2017-03-12), a Tag API subset (2018-08-13) and an STS subset (2018-08-13:
+GetCallerIdentity, AssumeRole, AssumeRoleWithWebIdentity) share one endpoint; Tag and STS have the same
+version, so the service named in the signature's credential scope tells them apart. Temporary keys issued
+by STS sign like permanent ones and carry their token in ``X-TC-Token``."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import images, instances, regions, sts, tags
+from . import identity, images, instances, regions, sts, tags
 from .auth import SignedRequest, authenticate, scope_service
-from .catalogue import Catalogue, EmulatorConfig
+from .catalogue import Account, Catalogue, EmulatorConfig
 from .clock import Clock
 from .context import Call, Emulator
 from .errors import ApiError
@@ -52,6 +53,8 @@ class Service:
     read_only: frozenset[str]
     regionless: frozenset[str]
     validator: RequestValidator
+    unsigned: frozenset[str] = frozenset()
+    """Actions that may come unsigned (``Authorization: SKIP``)."""
 
 
 CVM = Service("cvm", API_VERSION, ACTIONS, READ_ONLY, REGIONLESS, CVM_VALIDATOR)
@@ -60,7 +63,11 @@ TAG = Service(
     tags.SERVICE, tags.API_VERSION, dict(tags.ACTIONS), tags.READ_ONLY, frozenset(tags.ACTIONS), TAG_VALIDATOR
 )
 # STS is global too.
-STS = Service(sts.SERVICE, sts.API_VERSION, dict(sts.ACTIONS), sts.READ_ONLY, frozenset(sts.ACTIONS), STS_VALIDATOR)
+STS = Service(
+    sts.SERVICE, sts.API_VERSION, dict(sts.ACTIONS), sts.READ_ONLY, frozenset(sts.ACTIONS), STS_VALIDATOR, sts.UNSIGNED
+)
+# Who calls an unsigned action: no account (rate limits share one bucket for them).
+ANONYMOUS = Account("", "", "")
 SERVICES = (CVM, TAG, STS)
 ALL_ACTIONS = frozenset(action for service in SERVICES for action in service.actions)
 
@@ -110,6 +117,8 @@ RATE_LIMITS: dict[str, int] = {
     "TagResources": 20,
     "UnTagResources": 20,
     "GetResources": 20,
+    # STS: 600/s is documented for AssumeRole.
+    "AssumeRole": 600,
 }
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -263,6 +272,16 @@ class EmulatorServer:
 
     # ------------------------------------------------------------ endpoints
 
+    def _temporary_keys(self, now: float) -> Callable[[str, str], Account | None]:
+        def lookup(secret_id: str, token: str) -> Account | None:
+            session = identity.load_session(self.emu.store.conn, secret_id)
+            if session is None:
+                return None
+            identity.check_session_token(session, token, now)
+            return Account(session.account_id, session.secret_id, session.secret_key)
+
+        return lookup
+
     async def handle_metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -323,7 +342,10 @@ class EmulatorServer:
         signed = SignedRequest(
             request.method, request.path, request.query_string, {k.lower(): v for k, v in request.headers.items()}, body
         )
-        account = authenticate(signed, self.accounts_by_secret, now, service.name)
+        if action in service.unsigned and request.headers.get("Authorization", "").strip() == "SKIP":
+            account = ANONYMOUS
+        else:
+            account = authenticate(signed, self.accounts_by_secret, now, service.name, self._temporary_keys(now))
         content_type = request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise ApiError("InvalidParameter", "The request body must be JSON (Content-Type: application/json).")

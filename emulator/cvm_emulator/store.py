@@ -95,6 +95,18 @@ CREATE TABLE IF NOT EXISTS client_tokens (
     owner TEXT NOT NULL, region TEXT NOT NULL, token TEXT NOT NULL, instance_ids TEXT NOT NULL,
     created_at REAL NOT NULL, PRIMARY KEY (owner, region, token)
 );
+-- Temporary credentials issued by STS (identity.py); expired rows are dropped a day later.
+CREATE TABLE IF NOT EXISTS sts_sessions (
+    secret_id TEXT PRIMARY KEY,
+    secret_key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    session_name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sts_sessions_expiry ON sts_sessions (expires_at);
 """
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
