@@ -13,6 +13,10 @@ Typical use by a reconciler::
     await tags.modify_resource_tags(resource_name(region, owner, "image", image_id), {"team": "web"}, ["old"])
     owner = await pool.account_id(credentials)                   # STS GetCallerIdentity, once per credentials
     await pool.close()                                            # on shutdown
+
+``credentials`` are keys (:class:`Credentials`, from the environment or a Secret) or a role's temporary
+keys (:class:`RoleCredentials`, see :mod:`cvm_operator.cloud.roles`); every write is audited
+(:mod:`cvm_operator.cloud.audit`).
 """
 
 from cvm_operator.cloud.api import MAX_PAGE, CvmApi
@@ -36,6 +40,13 @@ from cvm_operator.cloud.resources import (
     SystemDisk,
     Zone,
 )
+from cvm_operator.cloud.roles import (
+    AnyCredentials,
+    RoleCredentials,
+    RoleSettings,
+    build_default_credentials,
+    plan_default_credentials,
+)
 from cvm_operator.cloud.sts import CallerIdentity, StsApi
 from cvm_operator.cloud.tags import TagApi, resource_name
 
@@ -43,6 +54,7 @@ __all__ = [
     "ACTION_RATE_LIMITS",
     "DEFAULT_RATE_LIMIT",
     "MAX_PAGE",
+    "AnyCredentials",
     "Batcher",
     "CallerIdentity",
     "CloudError",
@@ -58,6 +70,8 @@ __all__ = [
     "LoginSettings",
     "RateLimiter",
     "Region",
+    "RoleCredentials",
+    "RoleSettings",
     "StsApi",
     "SyncedImage",
     "SystemDisk",
@@ -65,11 +79,13 @@ __all__ = [
     "TokenBucket",
     "Zone",
     "backoff",
+    "build_default_credentials",
     "classify",
     "credentials_from_secret_data",
     "default_credentials",
     "endpoint_from_options",
     "parse_endpoint",
+    "plan_default_credentials",
     "reason_for",
     "resource_name",
 ]

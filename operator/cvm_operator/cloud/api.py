@@ -15,6 +15,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.cvm.v20170312 import models as sdk_models
 
 from cvm_operator import metrics
+from cvm_operator.cloud import audit
 from cvm_operator.cloud.batcher import Batcher
 from cvm_operator.cloud.errors import (
     CLIENT_NETWORK_ERROR,
@@ -79,8 +80,12 @@ async def sdk_call(
     client: Any, models: ModuleType, action: str, params: Mapping[str, Any], where: str
 ) -> dict[str, Any]:
     """Call ``action`` on an official async SDK ``client`` whose request models live in ``models``;
-    the response as a plain dict. Counted in metrics; every failure raised as :class:`CloudError`.
-    ``where`` (a region, or the service name) only labels log lines."""
+    the response as a plain dict. Counted in metrics; every failure raised as :class:`CloudError`; writes
+    audited with their RequestId. ``where`` (a region, or the service name) only labels log lines."""
+    # Temporary keys of a role are renewed first, off the event loop (see cloud/roles.py).
+    refresh = getattr(getattr(client, "credential", None), "refresh_if_due", None)
+    if refresh is not None:
+        await refresh()
     request = getattr(models, f"{action}Request")()
     request._deserialize(dict(params))
     method = getattr(client, action)
@@ -101,10 +106,14 @@ async def sdk_call(
         metrics.cloud_api_calls_total.labels(action, "OK").inc()
         result: dict[str, Any] = response._serialize()
         logger.debug("%s %s OK RequestId=%s", where, action, result.get("RequestId"))
+        if audit.is_write(action):
+            audit.record(action, where, result.get("RequestId"), "OK")
         return result
     metrics.cloud_api_call_duration_seconds.labels(action).observe(time.monotonic() - started)
     metrics.cloud_api_calls_total.labels(action, error.code).inc()
     logger.debug("%s %s failed: %s", where, action, error)
+    if audit.is_write(action):
+        audit.record(action, where, error.request_id, error.code)
     raise error
 
 

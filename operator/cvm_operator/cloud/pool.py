@@ -1,11 +1,13 @@
 """One official async SDK client per (credentials, region) and API (CVM, Tag; STS per credentials),
-created on first use and reused."""
+created on first use and reused. Credentials are keys (:class:`Credentials`) or a role's temporary keys
+(:class:`~cvm_operator.cloud.roles.RoleCredentials`), which the clients sign with as they are renewed."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from types import TracebackType
+from typing import Any
 
 from tencentcloud.common import credential as sdk_credential
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -14,9 +16,9 @@ from tencentcloud.cvm.v20170312.cvm_client_async import CvmClient
 from tencentcloud.tag.v20180813.tag_client_async import TagClient
 
 from cvm_operator.cloud.api import MAX_PAGE, CvmApi
-from cvm_operator.cloud.credentials import Credentials
 from cvm_operator.cloud.endpoint import Endpoint, parse_endpoint
 from cvm_operator.cloud.ratelimit import RateLimiter
+from cvm_operator.cloud.roles import AnyCredentials, RoleCredentials, credentials_label
 from cvm_operator.cloud.sts import StsApi, StsClient
 from cvm_operator.cloud.tags import TagApi
 
@@ -49,21 +51,21 @@ class CloudPool:
         self.max_batch = max_batch
         self.rate_limiter = rate_limiter or RateLimiter()
         self.language = language
-        self._apis: dict[tuple[Credentials, str], CvmApi] = {}
-        self._tag_apis: dict[tuple[Credentials, str], TagApi] = {}
-        self._sts_apis: dict[Credentials, StsApi] = {}
-        self._account_ids: dict[Credentials, str] = {}
-        self._account_id_locks: dict[Credentials, asyncio.Lock] = {}
+        self._apis: dict[tuple[AnyCredentials, str], CvmApi] = {}
+        self._tag_apis: dict[tuple[AnyCredentials, str], TagApi] = {}
+        self._sts_apis: dict[AnyCredentials, StsApi] = {}
+        self._account_ids: dict[AnyCredentials, str] = {}
+        self._account_id_locks: dict[AnyCredentials, asyncio.Lock] = {}
         self._closed = False
 
-    def api(self, credentials: Credentials, region: str) -> CvmApi:
+    def api(self, credentials: AnyCredentials, region: str) -> CvmApi:
         """The cached :class:`CvmApi` for this account and region."""
         key = self._key(credentials, region)
         api = self._apis.get(key)
         if api is None:
             api = CvmApi(
                 self._new_client(credentials, region),
-                account=credentials.secret_id,
+                account=credentials_label(credentials),
                 region=region,
                 rate_limiter=self.rate_limiter,
                 batch_window=self.batch_window,
@@ -74,17 +76,16 @@ class CloudPool:
             logger.info("CVM client for region %s at %s created (%d clients)", region, where, len(self._apis))
         return api
 
-    def tags(self, credentials: Credentials, region: str) -> TagApi:
+    def tags(self, credentials: AnyCredentials, region: str) -> TagApi:
         """The cached :class:`TagApi` for this account and region (the Tag API is global and resource
         names carry their region; the region is only passed along). A custom endpoint (the emulator)
         serves the Tag API at the same URL as CVM; without one the SDK's Tag endpoint is used."""
         key = self._key(credentials, region)
         api = self._tag_apis.get(key)
         if api is None:
-            cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
             api = TagApi(
-                TagClient(cred, region, self._profile()),
-                account=credentials.secret_id,
+                TagClient(_signer(credentials), region, self._profile()),
+                account=credentials_label(credentials),
                 region=region,
                 rate_limiter=self.rate_limiter,
             )
@@ -93,7 +94,7 @@ class CloudPool:
             logger.info("Tag client for region %s at %s created (%d clients)", region, where, len(self._tag_apis))
         return api
 
-    async def account_id(self, credentials: Credentials) -> str:
+    async def account_id(self, credentials: AnyCredentials) -> str:
         """The account id the credentials belong to (the owner segment of Tag API resource names).
 
         Asked once per credentials with STS GetCallerIdentity (concurrent callers share that call) and
@@ -108,22 +109,21 @@ class CloudPool:
             if known is None:
                 identity = await self._sts(credentials).caller_identity()
                 known = self._account_ids[credentials] = identity.account_id
-                logger.info("credentials %s belong to account %s", credentials.secret_id, known)
+                logger.info("credentials %s belong to account %s", credentials_label(credentials), known)
         return known
 
-    def _sts(self, credentials: Credentials) -> StsApi:
+    def _sts(self, credentials: AnyCredentials) -> StsApi:
         if self._closed:
             raise RuntimeError("CloudPool is closed")
         api = self._sts_apis.get(credentials)
         if api is None:
-            cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
             # STS is global: no region (a custom endpoint serves it at the same URL as CVM).
-            api = StsApi(StsClient(cred, "", self._profile()), account=credentials.secret_id,
+            api = StsApi(StsClient(_signer(credentials), "", self._profile()), account=credentials_label(credentials),
                          rate_limiter=self.rate_limiter)  # fmt: skip
             self._sts_apis[credentials] = api
         return api
 
-    def _key(self, credentials: Credentials, region: str) -> tuple[Credentials, str]:
+    def _key(self, credentials: AnyCredentials, region: str) -> tuple[AnyCredentials, str]:
         if self._closed:
             raise RuntimeError("CloudPool is closed")
         if not region:
@@ -141,9 +141,8 @@ class CloudPool:
             )
         return ClientProfile(httpProfile=http_profile, language=self.language)
 
-    def _new_client(self, credentials: Credentials, region: str) -> CvmClient:
-        cred = sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
-        return CvmClient(cred, region, self._profile())
+    def _new_client(self, credentials: AnyCredentials, region: str) -> CvmClient:
+        return CvmClient(_signer(credentials), region, self._profile())
 
     async def close(self) -> None:
         """Close every client (idempotent)."""
@@ -169,3 +168,10 @@ class CloudPool:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _signer(credentials: AnyCredentials) -> Any:
+    """What an SDK client signs with: the SDK's Credential for keys; the renewing object for a role."""
+    if isinstance(credentials, RoleCredentials):
+        return credentials
+    return sdk_credential.Credential(credentials.secret_id, credentials.secret_key, credentials.token)
