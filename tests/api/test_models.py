@@ -26,7 +26,7 @@ SAMPLES = sample_objects()
 def test_corpus_is_large_and_covers_every_kind() -> None:
     assert len(INVALID) >= 60
     kinds = {item.documents[-1]["kind"] for item in INVALID}
-    assert kinds == {"Image", "ImageShare", "ImageCopy", "Instance"}
+    assert kinds == {"Image", "ImageShare", "ImageCopy", "Instance", "ImageSchedule"}
     assert sum(item.is_update for item in INVALID) >= 10
 
 

@@ -114,7 +114,7 @@ def test_a_field_without_description_is_refused() -> None:
 
 def test_crd_metadata() -> None:
     crds = {crd["spec"]["names"]["kind"]: crd for crd in custom_resource_definitions()}
-    assert set(crds) == {"Image", "ImageShare", "ImageCopy", "Instance"}
+    assert set(crds) == {"Image", "ImageShare", "ImageCopy", "Instance", "ImageSchedule"}
     for crd in crds.values():
         spec = crd["spec"]
         assert spec["group"] == "cvm.operator.dev" and spec["scope"] == "Namespaced"

@@ -41,6 +41,7 @@ def test_base_has_every_part(controlplane: Any) -> None:
     assert crds == [
         "imagecopies.cvm.operator.dev",
         "images.cvm.operator.dev",
+        "imageschedules.cvm.operator.dev",
         "imageshares.cvm.operator.dev",
         "instances.cvm.operator.dev",
     ]

@@ -9,14 +9,17 @@ import pytest
 from tests.ship.conftest import SERVICE_ACCOUNT_USER
 from tests.support.kube import kubectl
 
-KINDS = ("images", "imageshares", "imagecopies", "instances")
+KINDS = ("images", "imageshares", "imagecopies", "instances", "imageschedules")
 GROUP = "cvm.operator.dev"
 
 ALLOWED = [
     *[(verb, f"{kind}.{GROUP}", None) for kind in KINDS for verb in ("get", "list", "watch", "patch", "update")],
     *[("patch", f"{kind}.{GROUP}", "status") for kind in KINDS],
-    ("create", f"images.{GROUP}", None),  # an ImageCopy makes Image objects
+    ("create", f"images.{GROUP}", None),  # an ImageCopy and an ImageSchedule make Image objects
     ("delete", f"images.{GROUP}", None),
+    ("create", f"imagecopies.{GROUP}", None),  # an ImageSchedule copies and shares its images
+    ("create", f"imageshares.{GROUP}", None),
+    ("delete", f"imageshares.{GROUP}", None),  # an Image being deleted removes the shares it owns
     ("get", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
@@ -47,12 +50,9 @@ DENIED = [
     ("create", "clusterroles.rbac.authorization.k8s.io", None),
     ("create", "rolebindings.rbac.authorization.k8s.io", None),
     ("create", "leases.coordination.k8s.io", None),
-    # Its own kinds: it never creates or deletes what users own, except Images made by ImageCopy.
-    *[
-        (verb, f"{kind}.{GROUP}", None)
-        for kind in ("imageshares", "imagecopies", "instances")
-        for verb in ("create", "delete")
-    ],
+    # Its own kinds: it never creates or deletes what users own, except the objects of ImageCopy and ImageSchedule.
+    *[(verb, f"{kind}.{GROUP}", None) for kind in ("instances", "imageschedules") for verb in ("create", "delete")],
+    ("delete", f"imagecopies.{GROUP}", None),
     ("update", f"images.{GROUP}", "status"),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io", None),

@@ -160,6 +160,7 @@ _SELECTABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "ImageShare": (".spec.imageRef.name",),
     "ImageCopy": (".spec.sourceRef.name",),
     "Instance": (".spec.region", ".spec.imageRef.name"),
+    "ImageSchedule": (".spec.region",),
 }
 
 

@@ -1,4 +1,4 @@
-"""The four kinds: names, printer columns, and parsing of API bodies into models."""
+"""The kinds: names, printer columns, and parsing of API bodies into models."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from .common import GROUP, VERSION, WireModel
 from .image import Image, ImageSpec, ImageStatus, check_image_update
 from .imagecopy import ImageCopy, ImageCopySpec, ImageCopyStatus, check_image_copy_update
+from .imageschedule import ImageSchedule, ImageScheduleSpec, ImageScheduleStatus, check_image_schedule_update
 from .imageshare import ImageShare, ImageShareSpec, ImageShareStatus, check_image_share_update
 from .instance import Instance, InstanceSpec, InstanceStatus, check_instance_update
 
@@ -18,6 +19,7 @@ IMAGES = "images"
 IMAGE_SHARES = "imageshares"
 IMAGE_COPIES = "imagecopies"
 INSTANCES = "instances"
+IMAGE_SCHEDULES = "imageschedules"
 
 READY_COLUMN = {
     "name": "Ready",
@@ -130,6 +132,25 @@ KINDS: tuple[KindInfo, ...] = (
             AGE_COLUMN,
         ),
     ),
+    KindInfo(
+        kind="ImageSchedule",
+        plural=IMAGE_SCHEDULES,
+        short_names=("cvmsched",),
+        model=ImageSchedule,
+        spec_model=ImageScheduleSpec,
+        status_model=ImageScheduleStatus,
+        printer_columns=(
+            _column("ID", ".status.latestImage.imageId", "Cloud id of the newest usable image."),
+            _column("Region", ".spec.region", "Region of the images."),
+            _column("Schedule", ".spec.schedule", "When runs are due."),
+            _column("Suspend", ".spec.suspend", "Whether scheduled runs are stopped.", type_="boolean"),
+            _column("Last-Run", ".status.lastScheduleTime", "Scheduled time of the last run.", type_="date"),
+            _column("Next-Run", ".status.nextScheduleTime", "When the next run is due.", priority=1),
+            PHASE_COLUMN,
+            READY_COLUMN,
+            AGE_COLUMN,
+        ),
+    ),
 )
 
 KINDS_BY_NAME: dict[str, KindInfo] = {info.kind: info for info in KINDS}
@@ -159,8 +180,12 @@ def parse_instance(body: Mapping[str, Any]) -> Instance:
     return _parse(Instance, body)
 
 
+def parse_image_schedule(body: Mapping[str, Any]) -> ImageSchedule:
+    return _parse(ImageSchedule, body)
+
+
 def parse_object(body: Mapping[str, Any]) -> WireModel:
-    """Parse a body of any of the four kinds, chosen by its `kind`."""
+    """Parse a body of any of the kinds, chosen by its `kind`."""
     kind = body.get("kind")
     info = KINDS_BY_NAME.get(kind) if isinstance(kind, str) else None
     if info is None:
@@ -178,4 +203,6 @@ def check_update(old: WireModel, new: WireModel) -> list[str]:
         return check_image_copy_update(old.spec, new.spec)
     if isinstance(old, Instance) and isinstance(new, Instance):
         return check_instance_update(old.spec, new.spec)
+    if isinstance(old, ImageSchedule) and isinstance(new, ImageSchedule):
+        return check_image_schedule_update(old.spec, new.spec)
     raise ValueError(f"kind: cannot compare {type(old).__name__} with {type(new).__name__}")
