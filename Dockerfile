@@ -1,19 +1,33 @@
 # cvm-operator image: the operator and cvm-emulator (same wheel), non-root, no build tools.
 #   docker build -t ghcr.io/cvm-operator/cvm-operator:0.1.0 .
-FROM python:3.11-slim AS builder
+#   make image      # with podman on a Debian base made from Debian packages (hack/image.py)
+# BASE_IMAGE: any Debian-like image with python3 (3.11) and its venv module.
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim
+
+FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# Dependencies pinned with hashes. image/wheels/, when present (`make image` downloads it on the
+# host), holds them as files, so the build needs no network.
+COPY image/ image/
+RUN if [ -d image/wheels ]; then set -- --no-index --find-links image/wheels; fi \
+ && python3 -m venv /opt/build \
+ && /opt/build/bin/pip install --quiet "$@" --require-hashes -r image/build-requirements.txt \
+ && python3 -m venv --without-pip /opt/venv \
+ && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet "$@" --require-hashes -r image/requirements.txt
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY emulator/ emulator/
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/venv/bin/pip install /wheels/*.whl \
+# The runtime venv gets no pip or setuptools. The operator uses the synchronous Kubernetes client
+# only; kubernetes.aio is a second, asyncio copy of it (68 MB).
+RUN /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+ && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet --no-index --no-deps /tmp/dist/*.whl \
+ && /opt/build/bin/pip --python /opt/venv/bin/python check \
+ && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
-FROM python:3.11-slim
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="cvm-operator" \
       org.opencontainers.image.description="Kubernetes operator for Tencent Cloud CVM images and instances" \
       org.opencontainers.image.source="https://github.com/cvm-operator/cvm-operator" \

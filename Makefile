@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup controlplane test unit lint crds demo bench clean
+.PHONY: all setup controlplane image test unit lint crds demo bench clean
 
 all: test
 
@@ -25,7 +25,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check operator emulator tests hack benchmarks
 	$(VENV)/bin/mypy
 
-test: setup lint
+# Builds, scans and exports the container image (podman, Debian base; see hack/image.py).
+image: $(STAMP)
+	$(PY) hack/image.py build
+
+test: setup lint image
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 crds: $(STAMP)
@@ -39,4 +43,4 @@ bench: setup
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build/image image/wheels
