@@ -137,6 +137,10 @@ def object_schema(info: KindInfo) -> dict[str, Any]:
     status = model_schema(info.status_model, "status")
     # Kopf keeps its own progress under status (status.kopf); keep what the schema does not declare.
     status["x-kubernetes-preserve-unknown-fields"] = True
+    # Until the operator's first status write, the API server reads status.observedGeneration as 0, behind
+    # metadata.generation, so kstatus (Flux, kpt) says InProgress rather than Current for a new object.
+    status["default"] = {}
+    status["properties"]["observedGeneration"]["default"] = 0
     return {
         "description": " ".join((info.model.__doc__ or info.kind).split()),
         "type": "object",
