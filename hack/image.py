@@ -562,7 +562,7 @@ class ScanReport:
         return lines
 
 
-def scan(reference: str, strict: bool = False, report_path: Path | None = None) -> ScanReport:
+def scan(reference: str, strict: bool = False, report_path: Path | None = None, index: str = PYPI) -> ScanReport:
     report = ScanReport(reference)
     with mounted(reference) as root:
         try:
@@ -571,7 +571,7 @@ def scan(reference: str, strict: bool = False, report_path: Path | None = None) 
             report.debian_error = f"Debian packages: {error}"
         distributions, report.debian_python = image_distributions(root)
     report.local = [d for d in distributions if canonicalize_name(d.name) == PROJECT_NAME]
-    report.python = scan_python([d for d in distributions if canonicalize_name(d.name) != PROJECT_NAME])
+    report.python = scan_python([d for d in distributions if canonicalize_name(d.name) != PROJECT_NAME], index)
     for line in report.lines():
         log(f"scan: {line}")
     if report_path is not None:
