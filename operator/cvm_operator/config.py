@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cvm_operator.cloud import Credentials
+from cvm_operator.cloud import AnyCredentials
+from cvm_operator.tenancy import LabelSelector
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     endpoint: str | None
     """CVM API endpoint URL (the emulator's, e.g. http://127.0.0.1:9000); None is Tencent Cloud."""
-    default_credentials: Credentials | None
-    """Used by objects without credentialsSecretRef."""
+    default_credentials: AnyCredentials | None
+    """Used by objects without credentialsSecretRef: keys, or a role's temporary keys."""
     poll_interval: float = 60.0
     """How often a settled object is compared with the cloud (drift detection)."""
     progress_interval: float = 5.0
@@ -21,15 +22,22 @@ class OperatorConfig:
     """First retry of an error the user must fix; doubles up to ``stalled_interval_max``."""
     stalled_interval_max: float = 1800.0
     transient_backoff_cap: float = 120.0
+    default_credentials_namespaces: LabelSelector | None = None
+    """Only objects in namespaces matching this selector may use ``default_credentials``; None: all."""
 
     @classmethod
     def with_poll_interval(
-        cls, endpoint: str | None, credentials: Credentials | None, poll_interval: float
+        cls,
+        endpoint: str | None,
+        credentials: AnyCredentials | None,
+        poll_interval: float,
+        default_credentials_namespaces: LabelSelector | None = None,
     ) -> OperatorConfig:
         """Progress is watched at least every 5 s, and more often when polling is faster."""
         return cls(
             endpoint=endpoint,
             default_credentials=credentials,
+            default_credentials_namespaces=default_credentials_namespaces,
             poll_interval=poll_interval,
             progress_interval=min(5.0, poll_interval),
             stalled_interval=min(max(30.0, 10 * poll_interval), 1800.0),

@@ -14,6 +14,10 @@ import kubernetes
 from cvm_operator.api import GROUP, VERSION
 
 
+class Forbidden(Exception):
+    """RBAC refuses the operator this request (HTTP 403); the message names the request."""
+
+
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409)."""
 
@@ -106,10 +110,28 @@ class KubeClient:
         return cast(dict[str, Any], result)
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data (base64 values); None when it does not exist; Forbidden when RBAC refuses."""
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
+            if error.status == 403:
+                raise Forbidden(f"get secrets {namespace}/{name}") from None  # the body may quote the request
             raise
         return {key: str(value) for key, value in (secret.data or {}).items()}
+
+    async def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """A namespace's labels; None when it does not exist. Listed by name, so that the ClusterRole's
+        list on namespaces suffices (no get)."""
+        try:
+            listed = await asyncio.to_thread(self._core.list_namespace, field_selector=f"metadata.name={name}", limit=1)
+        except kubernetes.client.ApiException as error:
+            if error.status == 403:
+                raise Forbidden(f"list namespaces {name}") from None
+            raise
+        items = listed.items or []
+        if not items:
+            return None
+        metadata = items[0].metadata
+        return dict((metadata.labels if metadata is not None else None) or {})

@@ -12,10 +12,22 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from cvm_operator.cloud import CloudPool, default_credentials, endpoint_from_options
+from cvm_operator.cloud import (
+    AnyCredentials,
+    CloudPool,
+    CredentialsError,
+    EndpointError,
+    RoleCredentials,
+    RoleSettings,
+    build_default_credentials,
+    endpoint_from_options,
+    parse_endpoint,
+    plan_default_credentials,
+)
 from cvm_operator.config import OperatorConfig
 from cvm_operator.kube import KubeClient
 from cvm_operator.reconcilers.runtime import Runtime
+from cvm_operator.tenancy import DEFAULT_ACCOUNT_SELECTOR, LabelSelector, SelectorError, parse_selector
 
 logger = logging.getLogger("cvm_operator")
 
@@ -42,6 +54,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bind-address", default="0.0.0.0", help="address of the metrics and health endpoints (127.0.0.1 locally)"
     )
+    tenancy = parser.add_argument_group("accounts")
+    tenancy.add_argument(
+        "--default-credentials-namespaces",
+        metavar="SELECTOR",
+        type=_selector,
+        help="only objects in namespaces whose labels match SELECTOR may use the default credentials; others "
+        f"need credentialsSecretRef (the kustomize base uses {DEFAULT_ACCOUNT_SELECTOR}; default: every namespace)",
+    )
+    tenancy.add_argument(
+        "--assume-role-arn",
+        metavar="ARN",
+        help="the default credentials assume this CAM role with TENCENTCLOUD_SECRET_ID/KEY "
+        "(default $TENCENTCLOUD_ASSUME_ROLE_ARN); TKE_* web identity variables need no keys at all",
+    )
+    tenancy.add_argument("--role-session-name", help="session name of the assumed role (default cvm-operator)")
+    tenancy.add_argument(
+        "--role-session-duration",
+        type=int,
+        metavar="SECONDS",
+        help="lifetime of the role's temporary keys, renewed before they expire (default 7200, at most 43200)",
+    )
+
+
+def _selector(text: str) -> LabelSelector:
+    try:
+        return parse_selector(text)
+    except SelectorError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,6 +95,9 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)  # Kopf's per-object loggers attach the object
         if isinstance(k8s, dict):
             entry["object"] = {key: k8s.get(key) for key in ("kind", "namespace", "name") if k8s.get(key)}
+        audited = getattr(record, "audit", None)  # cloud writes (cloud/audit.py)
+        if isinstance(audited, dict):
+            entry["audit"] = audited
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -86,9 +129,25 @@ def post_event(body: Any, type_: str, reason: str, message: str) -> None:
     kopf.event(body, type=type_, reason=reason, message=message[:1000])
 
 
+def resolve_default_credentials(args: argparse.Namespace) -> AnyCredentials | None:
+    """Keys from the environment, a role assumed with them, a web identity's role, or none."""
+    settings = RoleSettings.from_options(args.assume_role_arn, args.role_session_name, args.role_session_duration)
+    endpoint = parse_endpoint(endpoint_from_options(args.endpoint))
+    # STS lives at the custom endpoint too (the emulator); the SDK's classes take it as a URL.
+    return build_default_credentials(plan_default_credentials(settings), endpoint.url if endpoint else None)
+
+
 def build_runtime(args: argparse.Namespace) -> Runtime:
     endpoint = endpoint_from_options(args.endpoint)
-    config = OperatorConfig.with_poll_interval(endpoint, default_credentials(), args.poll_interval)
+    credentials = args.default_credentials if "default_credentials" in args else resolve_default_credentials(args)
+    config = OperatorConfig.with_poll_interval(
+        endpoint, credentials, args.poll_interval, args.default_credentials_namespaces
+    )
+    logger.info(
+        "default credentials: %s; usable in namespaces: %s",
+        "none" if credentials is None else repr(credentials) if isinstance(credentials, RoleCredentials) else "keys",
+        args.default_credentials_namespaces or "all",
+    )
     return Runtime(config, KubeClient.from_environment(), CloudPool(endpoint), post_event)
 
 
@@ -124,6 +183,11 @@ async def operate(args: argparse.Namespace, stop_flag: asyncio.Event | None = No
 def run(args: argparse.Namespace) -> int:
     if not args.all_namespaces and not args.namespace:
         print("cvm-operator run: give --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    try:
+        args.default_credentials = resolve_default_credentials(args)
+    except (CredentialsError, EndpointError) as error:
+        print(f"cvm-operator run: {error}", file=sys.stderr)
         return 2
     configure_logging(args.verbose, args.log_format)
     if args.metrics_port:

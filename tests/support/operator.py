@@ -38,21 +38,26 @@ class OperatorProcess:
         namespaces: list[str],
         log_path: Path,
         *,
-        secret_id: str,
-        secret_key: str,
+        secret_id: str | None,
+        secret_key: str | None,
         poll_interval: float = 1.0,
         extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.kubeconfig, self.endpoint, self.namespaces = kubeconfig, endpoint, namespaces
         self.log_path = log_path
         self.poll_interval = poll_interval
+        self.extra_args = list(extra_args or [])
         self.env = dict(
             os.environ,
             KUBECONFIG=str(kubeconfig),
-            TENCENTCLOUD_SECRET_ID=secret_id,
-            TENCENTCLOUD_SECRET_KEY=secret_key,
+            TENCENTCLOUD_SECRET_ID=secret_id or "",
+            TENCENTCLOUD_SECRET_KEY=secret_key or "",
             **(extra_env or {}),
         )
+        for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+            if not self.env[name]:
+                del self.env[name]  # no default keys (a web identity run)
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.health_port = 0
@@ -64,7 +69,7 @@ class OperatorProcess:
             sys.executable, "-m", "cvm_operator", "run", *scope, "--standalone", "--verbose",
             "--endpoint", self.endpoint, "--poll-interval", str(self.poll_interval),
             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-            "--bind-address", "127.0.0.1",
+            "--bind-address", "127.0.0.1", *self.extra_args,
         ]  # fmt: skip
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)

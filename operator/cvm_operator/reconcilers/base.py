@@ -32,7 +32,7 @@ from cvm_operator.api import (
 )
 from cvm_operator.api.common import WireModel
 from cvm_operator.api.conditions import READY, STALLED, get_condition
-from cvm_operator.cloud import CloudError, CvmApi, backoff
+from cvm_operator.cloud import CloudError, CvmApi, audit, backoff
 from cvm_operator.kube import Conflict
 from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
 
@@ -221,6 +221,7 @@ class Driver:
         meta = body["metadata"]
         key = ObjectKey(str(body["kind"]), str(meta["namespace"]), str(meta["name"]))
         uid = str(meta["uid"])
+        audit.begin(audit.ObjectRef(key.kind, key.namespace, key.name, uid))
         generation = int(meta.get("generation") or 0)
         status_model = _status_model(reconciler)
         old_status = _parse_status(status_model, body)
@@ -338,6 +339,7 @@ class Driver:
     async def finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
         """Delete the cloud side per deletionPolicy; returns Waiting while that is not finished."""
         meta = body["metadata"]
+        audit.begin(audit.ObjectRef(str(body["kind"]), str(meta["namespace"]), str(meta["name"]), str(meta["uid"])))
         try:
             obj = reconciler.parse(body)
         except pydantic.ValidationError:
@@ -346,11 +348,11 @@ class Driver:
         if reconciler.retains(obj):
             self.runtime.post(body, "Normal", "Retained", "deletionPolicy is Retain: the cloud side is left as it is")
             return None
-        api = await self.runtime.connect(
-            str(meta["namespace"]), reconciler.credentials_ref(obj), reconciler.region(obj)
-        )
-        ctx: Context[Any] = Context(obj, body, self.runtime, api)
         try:
+            api = await self.runtime.connect(
+                str(meta["namespace"]), reconciler.credentials_ref(obj), reconciler.region(obj)
+            )
+            ctx: Context[Any] = Context(obj, body, self.runtime, api)
             try:
                 observation = await reconciler.observe(ctx)
             except (Waiting, Blocked):
@@ -362,6 +364,9 @@ class Driver:
         except CloudError as error:
             # The finalizer stays until the cloud answers; the retry is paced by the caller.
             waiting = Waiting(error.reason, str(error), phase="Deleting")
+        except Blocked as blocked:
+            # No way into the account (NoCredentials, SecretForbidden): the finalizer stays and says why.
+            waiting = Waiting(blocked.reason, f"{blocked.message}; deletion continues once fixed", phase="Deleting")
         if waiting is None:
             waiting = Waiting("Deleting", f"{reconciler.kind} is being deleted in the cloud", phase="Deleting")
         status_model = _status_model(reconciler)

@@ -316,7 +316,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             return LoginSettings(keep_image_login=True)
         ref = login.password_secret_ref
         assert ref is not None
-        data = await ctx.runtime.kube.secret_data(ctx.key.namespace, ref.name)
+        data = await ctx.runtime.secret_data(ctx.key.namespace, ref.name, "spec.loginSettings.passwordSecretRef")
         where = f"spec.loginSettings.passwordSecretRef: Secret {ref.name!r}"
         if data is None:
             raise Blocked("SecretNotFound", f"{where} not found")

@@ -13,9 +13,10 @@ from typing import Any, NamedTuple
 
 from cvm_operator import metrics
 from cvm_operator.api import SecretReference
-from cvm_operator.cloud import CloudPool, Credentials, CredentialsError, CvmApi, credentials_from_secret_data
+from cvm_operator.cloud import AnyCredentials, CloudPool, CredentialsError, CvmApi, audit, credentials_from_secret_data
 from cvm_operator.config import OperatorConfig
-from cvm_operator.kube import KubeClient
+from cvm_operator.kube import Forbidden, KubeClient
+from cvm_operator.tenancy import NamespaceGate, no_credentials_message, secret_forbidden_message
 
 logger = logging.getLogger(__name__)
 
@@ -83,25 +84,56 @@ class Runtime:
         self.config = config
         self.kube = kube
         self.pool = pool
-        self.post = post
+        self._post = post
+        selector = config.default_credentials_namespaces
+        self.namespaces = NamespaceGate(selector, kube.namespace_labels) if selector is not None else None
+        """Which namespaces may use the default account (None: all)."""
         self.wakeups = Wakeups()
         self.stopping = asyncio.Event()
         """Set when the operator shuts down, so that object loops end at once."""
         self.attempts: dict[str, int] = {}
         self._ready_seen: set[str] = set()
 
-    async def credentials(self, namespace: str, ref: SecretReference | None) -> Credentials:
+    def post(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post an Event; it names the RequestIds of the cloud writes this pass made for the object (audit)."""
+        self._post(body, type_, reason, audit.annotate((body.get("metadata") or {}).get("uid"), message))
+
+    async def secret_data(self, namespace: str, name: str, field: str) -> dict[str, str] | None:
+        """A Secret an object names in ``field``; None when missing; Stalled SecretForbidden (with the
+        RBAC grant to make) when the operator may not read it in that namespace."""
+        from cvm_operator.reconcilers.base import Blocked
+
+        try:
+            return await self.kube.secret_data(namespace, name)
+        except Forbidden as error:
+            raise Blocked("SecretForbidden", secret_forbidden_message(namespace, name, field)) from error
+
+    async def default_credentials(self, namespace: str) -> AnyCredentials:
+        """The operator's own account, for namespaces allowed to use it."""
+        from cvm_operator.reconcilers.base import Blocked
+
+        default = self.config.default_credentials
+        if default is None:
+            raise Blocked(
+                "CredentialsMissing",
+                "no credentialsSecretRef and the operator has no default credentials "
+                "(TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY, an assumed role or a web identity)",
+            )
+        if self.namespaces is not None:
+            try:
+                allowed = await self.namespaces.allows(namespace)
+            except Forbidden as error:
+                raise Blocked("NoCredentials", f"cannot read the labels of namespace {namespace!r}: {error}") from error
+            if not allowed:
+                raise Blocked("NoCredentials", no_credentials_message(namespace, self.namespaces.selector))
+        return default
+
+    async def credentials(self, namespace: str, ref: SecretReference | None) -> AnyCredentials:
         from cvm_operator.reconcilers.base import Blocked
 
         if ref is None:
-            if self.config.default_credentials is None:
-                raise Blocked(
-                    "CredentialsMissing",
-                    "no credentialsSecretRef and the operator has no default credentials "
-                    "(TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY)",
-                )
-            return self.config.default_credentials
-        data = await self.kube.secret_data(namespace, ref.name)
+            return await self.default_credentials(namespace)
+        data = await self.secret_data(namespace, ref.name, "spec.credentialsSecretRef")
         if data is None:
             raise Blocked("CredentialsNotFound", f"spec.credentialsSecretRef: Secret {ref.name!r} not found")
         try:

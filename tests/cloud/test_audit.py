@@ -1,0 +1,84 @@
+"""The audit of cloud writes: one log line per write with the object and RequestId, and the RequestIds
+in the Events of the same pass, each named once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from cvm_operator.cloud import audit
+from cvm_operator.runner import JsonFormatter
+
+REF = audit.ObjectRef("Image", "team-a", "web", "uid-1")
+
+
+def test_writes_and_reads() -> None:
+    for action in ("CreateImage", "RunInstances", "ModifyResourceTags", "DeleteImages", "AssumeRole"):
+        assert audit.is_write(action)
+    for action in ("DescribeImages", "GetResources", "GetCallerIdentity", "InquiryPriceRunInstances"):
+        assert not audit.is_write(action)
+
+
+def test_a_write_is_logged_with_its_object_and_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    async def one_pass() -> None:
+        audit.begin(REF)
+        audit.record("CreateImage", "ap-guangzhou", "req-1", "OK")
+
+    with caplog.at_level(logging.INFO, logger="cvm_operator.audit"):
+        asyncio.run(one_pass())
+    (record,) = caplog.records
+    assert record.getMessage() == "cloud write CreateImage in ap-guangzhou for Image team-a/web: OK RequestId=req-1"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["object"] == {"kind": "Image", "namespace": "team-a", "name": "web"}
+    assert entry["audit"] == {"action": "CreateImage", "where": "ap-guangzhou", "requestId": "req-1",
+                              "result": "OK", "uid": "uid-1"}  # fmt: skip
+
+
+def test_events_of_the_pass_carry_the_request_ids_once() -> None:
+    async def one_pass() -> list[str]:
+        audit.begin(REF)
+        messages = [audit.annotate("uid-1", "nothing written yet")]
+        audit.record("CreateImage", "ap-guangzhou", "req-1", "OK")
+        audit.record("ModifyImageAttribute", "ap-guangzhou", "req-2", "InvalidImageId.IncorrectState")
+        messages.append(audit.annotate("uid-other", "about another object"))
+        messages.append(audit.annotate("uid-1", "Creating"))
+        messages.append(audit.annotate("uid-1", "again"))
+        messages.append(audit.annotate("uid-1", "x" * 2000))
+        return messages
+
+    assert asyncio.run(one_pass()) == [
+        "nothing written yet",
+        "about another object",
+        "Creating [cloud: CreateImage RequestId=req-1; ModifyImageAttribute InvalidImageId.IncorrectState "
+        "RequestId=req-2]",
+        "again",
+        "x" * 2000,
+    ]
+
+
+async def test_concurrent_passes_keep_their_writes_apart() -> None:
+    async def one_pass(uid: str, request_id: str) -> str:
+        audit.begin(audit.ObjectRef("Image", "ns", uid, uid))
+        await asyncio.sleep(0)
+        audit.record("CreateImage", "ap-guangzhou", request_id, "OK")
+        await asyncio.sleep(0)
+        return audit.annotate(uid, "done")
+
+    first, second = await asyncio.gather(
+        asyncio.create_task(one_pass("a", "req-a")), asyncio.create_task(one_pass("b", "req-b"))
+    )
+    assert first == "done [cloud: CreateImage RequestId=req-a]"
+    assert second == "done [cloud: CreateImage RequestId=req-b]"
+
+
+def test_long_messages_keep_their_request_ids() -> None:
+    async def one_pass() -> str:
+        audit.begin(REF)
+        audit.record("CreateImage", "ap-guangzhou", "req-1", "OK")
+        return audit.annotate("uid-1", "y" * 2000, limit=100)
+
+    message = asyncio.run(one_pass())
+    assert len(message) == 100 and message.endswith("[cloud: CreateImage RequestId=req-1]")
