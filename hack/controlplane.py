@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A local Kubernetes control plane (etcd + kube-apiserver) built from Go modules.
+"""A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) built from Go modules.
 
     python hack/controlplane.py build
     python hack/controlplane.py up --dir DIR      # start on loopback, write DIR/kubeconfig
@@ -8,8 +8,10 @@
 
 Binaries are built once from ``hack/controlplane/go.mod`` and cached under
 ``$CVM_CONTROLPLANE_CACHE`` (default ``~/.cache/cvm-operator/controlplane``) in a folder keyed by
-the pinned versions, so only the first build is slow. Both servers run in their own process group
-so that ``down`` leaves nothing behind.
+the pinned versions, so only the first build is slow. ``build`` also builds ``hack/kstatus``, the
+health judgement of cli-utils (kstatus) that the tests apply to objects. The controller-manager runs
+the controllers a CRD operator's cluster relies on (garbage collector, namespace deletion, service
+accounts). Each server runs in its own process group so that ``down`` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -31,15 +33,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
-BINARIES = ("kube-apiserver", "etcd", "kubectl")
+# The kstatus helper: cli-utils judges health the way Flux, kpt and Config Sync do.
+KSTATUS_MODULE_DIR = Path(__file__).resolve().parent / "kstatus"
+CLI_UTILS_VERSION = "v0.37.2"
+BINARIES = ("kube-apiserver", "kube-controller-manager", "etcd", "kubectl")
 READY_TIMEOUT = 60.0
+# What a cluster does for custom resources: cascade owner references, finish namespace deletion,
+# give every namespace its default ServiceAccount.
+CONTROLLERS = ("garbagecollector", "namespace", "serviceaccount", "serviceaccount-token")
 
 # Extra users in the token file: an unprivileged user for RBAC tests.
 UNPRIVILEGED_USER = "tester"
@@ -50,14 +58,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("CVM_CONTROLPLANE_CACHE", default))
 
 
-def cache_key() -> str:
+def _go_sum_digest(module_dir: Path) -> str:
     # The versions name the folder; the go.sum digest guards against an edited module.
-    digest = hashlib.sha256((MODULE_DIR / "go.sum").read_bytes()).hexdigest()[:12]
-    return f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-{digest}"
+    return hashlib.sha256((module_dir / "go.sum").read_bytes()).hexdigest()[:12]
+
+
+def cache_key() -> str:
+    return f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-{_go_sum_digest(MODULE_DIR)}"
 
 
 def bin_dir() -> Path:
     return cache_root() / cache_key() / "bin"
+
+
+def kstatus_path() -> Path:
+    folder = f"kstatus-cli-utils-{CLI_UTILS_VERSION}-{_go_sum_digest(KSTATUS_MODULE_DIR)}"
+    return cache_root() / folder / "bin" / "kstatus"
 
 
 def _log(message: str) -> None:
@@ -65,50 +81,58 @@ def _log(message: str) -> None:
 
 
 def build() -> Path:
-    """Build kube-apiserver, etcd and kubectl if the cache does not have them yet."""
-    target = bin_dir()
-    if all((target / name).exists() for name in BINARIES):
+    """Build kube-apiserver, kube-controller-manager, etcd and kubectl if the cache does not have them yet."""
+    minor = KUBERNETES_VERSION.split(".")[1]
+    ldflags = " ".join(
+        [
+            "-s -w",
+            f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+            "-X k8s.io/component-base/version.gitMajor=1",
+            f"-X k8s.io/component-base/version.gitMinor={minor}",
+            "-X k8s.io/component-base/version.gitTreeState=clean",
+        ]
+    )
+    packages = [
+        "k8s.io/kubernetes/cmd/kube-apiserver",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "k8s.io/kubernetes/cmd/kubectl",
+        "./cmd/etcd",
+    ]
+    what = f"kube-apiserver {KUBERNETES_VERSION}, kube-controller-manager, etcd {ETCD_VERSION} and kubectl"
+    return _go_build(MODULE_DIR, bin_dir(), BINARIES, packages, ldflags, what)
+
+
+def build_kstatus() -> Path:
+    """Build the kstatus helper (cli-utils' health judgement, for tests) if the cache does not have it yet."""
+    target = kstatus_path()
+    _go_build(
+        KSTATUS_MODULE_DIR, target.parent, (target.name,), ["."], "-s -w", f"kstatus (cli-utils {CLI_UTILS_VERSION})"
+    )
+    return target
+
+
+def _go_build(
+    module_dir: Path, target: Path, binaries: Sequence[str], packages: Sequence[str], ldflags: str, what: str
+) -> Path:
+    """Build ``packages`` of ``module_dir`` into ``target`` unless it already holds ``binaries``."""
+    if all((target / name).exists() for name in binaries):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time on this machine
-        if all((target / name).exists() for name in BINARIES):
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one Go build at a time on this machine: each takes every core
+        if all((target / name).exists() for name in binaries):
             return target
         if shutil.which("go") is None:
-            raise SystemExit("controlplane: Go is not installed; it is needed to build kube-apiserver and etcd")
+            raise SystemExit(f"controlplane: Go is not installed; it is needed to build {what}")
         staging = target.parent / "bin.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        minor = KUBERNETES_VERSION.split(".")[1]
-        ldflags = " ".join(
-            [
-                "-s -w",
-                f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
-                "-X k8s.io/component-base/version.gitMajor=1",
-                f"-X k8s.io/component-base/version.gitMinor={minor}",
-                "-X k8s.io/component-base/version.gitTreeState=clean",
-            ]
-        )
         env = dict(os.environ, GOWORK="off", GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-mod=mod")
-        _log(f"building kube-apiserver {KUBERNETES_VERSION}, etcd {ETCD_VERSION} and kubectl (first time only)")
+        _log(f"building {what} (first time only)")
         started = time.monotonic()
-        subprocess.run(
-            [
-                "go",
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags,
-                "-o",
-                str(staging) + "/",
-                "k8s.io/kubernetes/cmd/kube-apiserver",
-                "k8s.io/kubernetes/cmd/kubectl",
-                "./cmd/etcd",
-            ],
-            cwd=MODULE_DIR,
-            env=env,
-            check=True,
-        )
+        command = ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(staging) + "/", *packages]
+        subprocess.run(command, cwd=module_dir, env=env, check=True)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         _log(f"built in {time.monotonic() - started:.0f}s into {target}")
@@ -131,6 +155,13 @@ class State:
     apiserver_port: int
     admin_token: str
     user_tokens: dict[str, str] = field(default_factory=dict)
+    controller_manager_pid: int = 0
+    controller_manager_port: int = 0
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        # The order ``down`` stops them in: clients of the apiserver first, etcd last.
+        return tuple(pid for pid in (self.controller_manager_pid, self.apiserver_pid, self.etcd_pid) if pid)
 
     @property
     def server(self) -> str:
@@ -163,7 +194,7 @@ class ControlPlane:
 
     def running(self) -> bool:
         state = self.state()
-        return state is not None and _alive(state.etcd_pid) and _alive(state.apiserver_pid)
+        return state is not None and all(_alive(pid) for pid in state.pids)
 
     def up(self) -> State:
         if self.running():
@@ -185,7 +216,7 @@ class ControlPlane:
         (pki / "tokens.csv").write_text("\n".join(lines) + "\n")
         (pki / "tokens.csv").chmod(0o600)
 
-        etcd_port, peer_port, apiserver_port = free_port(), free_port(), free_port()
+        etcd_port, peer_port, apiserver_port, manager_port = free_port(), free_port(), free_port(), free_port()
         etcd = _spawn(
             [
                 str(binaries / "etcd"),
@@ -228,7 +259,27 @@ class ControlPlane:
         (self.dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
         self._write_kubeconfig(self.kubeconfig, state.server, admin_token, "admin")
         try:
-            self._wait_ready(state)
+            self._wait_ready(state.server, "/readyz", state)
+            manager_kubeconfig = self.dir / "controller-manager.kubeconfig"
+            self._write_kubeconfig(manager_kubeconfig, state.server, admin_token, "admin")
+            manager = _spawn(
+                [
+                    str(binaries / "kube-controller-manager"),
+                    f"--kubeconfig={manager_kubeconfig}",
+                    f"--controllers={','.join(CONTROLLERS)}",
+                    "--leader-elect=false",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={manager_port}",
+                    f"--cert-dir={self.dir / 'controller-manager-certs'}",
+                    f"--service-account-private-key-file={pki / 'sa.key'}",
+                    f"--root-ca-file={pki / 'ca.crt'}",
+                    "--v=0",
+                ],
+                self.dir / "kube-controller-manager.log",
+            )
+            state.controller_manager_pid, state.controller_manager_port = manager.pid, manager_port
+            (self.dir / "state.json").write_text(json.dumps(asdict(state), indent=2))
+            self._wait_ready(f"https://127.0.0.1:{manager_port}", "/healthz", state)
         except Exception:
             self.down()
             raise
@@ -254,16 +305,18 @@ class ControlPlane:
         self._write_kubeconfig(path, state.server, token, user)
         return path
 
-    def _wait_ready(self, state: State) -> None:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
+    def _wait_ready(self, server: str, path: str, state: State) -> None:
+        if server == state.server:
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+        else:  # the controller-manager serves health with a certificate of its own making
+            context = ssl._create_unverified_context()
         deadline = time.monotonic() + READY_TIMEOUT
         last_error = ""
         while time.monotonic() < deadline:
-            if not (_alive(state.etcd_pid) and _alive(state.apiserver_pid)):
+            if not all(_alive(pid) for pid in state.pids):
                 raise RuntimeError(f"control plane exited during start-up; see logs in {self.dir}")
-            request = urllib.request.Request(
-                f"{state.server}/readyz", headers={"Authorization": f"Bearer {state.admin_token}"}
-            )
+            headers = {"Authorization": f"Bearer {state.admin_token}"}
+            request = urllib.request.Request(f"{server}{path}", headers=headers)
             try:
                 with urllib.request.urlopen(request, context=context, timeout=2) as response:
                     if response.status == 200:
@@ -271,13 +324,13 @@ class ControlPlane:
             except (urllib.error.URLError, OSError) as error:
                 last_error = str(error)
             time.sleep(0.2)
-        raise TimeoutError(f"kube-apiserver not ready after {READY_TIMEOUT:.0f}s: {last_error}")
+        raise TimeoutError(f"{server}{path} not ready after {READY_TIMEOUT:.0f}s: {last_error}")
 
     def down(self) -> None:
         state = self.state()
         if state is not None:
-            # The apiserver first, so it does not log a storm of etcd errors.
-            for pid in (state.apiserver_pid, state.etcd_pid):
+            # Clients first, so none logs a storm of connection errors.
+            for pid in state.pids:
                 _stop_group(pid)
             (self.dir / "state.json").unlink(missing_ok=True)
         shutil.rmtree(self.dir / "etcd-data", ignore_errors=True)
@@ -287,7 +340,10 @@ class ControlPlane:
         if state is None:
             return "stopped"
         if self.running():
-            return f"running at {state.server} (etcd pid {state.etcd_pid}, kube-apiserver pid {state.apiserver_pid})"
+            return (
+                f"running at {state.server} (etcd pid {state.etcd_pid}, kube-apiserver pid {state.apiserver_pid}, "
+                f"kube-controller-manager pid {state.controller_manager_pid})"
+            )
         return "broken: a process exited; run down then up"
 
 
@@ -434,13 +490,14 @@ def _write_pki(pki: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build", help="build the binaries into the cache (no-op when cached)")
+    commands.add_parser("build", help="build the binaries and the kstatus helper into the cache (no-op when cached)")
     commands.add_parser("bin-dir", help="print the folder holding the built binaries")
     for name in ("up", "down", "status"):
         sub = commands.add_parser(name)
         sub.add_argument("--dir", required=True, help="folder holding this control plane's state")
     args = parser.parse_args(argv)
     if args.command == "build":
+        build_kstatus()
         print(build())
         return 0
     if args.command == "bin-dir":

@@ -125,23 +125,25 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class TokenBuckets:
-    """One bucket per (account, action): ``limit`` requests per second, bursts up to ``limit``."""
+    """One bucket per (account, region, action), as the cloud meters them: ``limit`` requests per second,
+    bursts up to ``limit``. Regionless actions (the tag API) share the region ``""``."""
 
     def __init__(self, limits: dict[str, int]) -> None:
         self.limits = limits
-        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self.buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
 
     def limit_for(self, action: str) -> int:
         return self.limits.get(action, DEFAULT_RATE_LIMIT)
 
-    def take(self, account_id: str, action: str, now: float) -> bool:
+    def take(self, account_id: str, region: str, action: str, now: float) -> bool:
         limit = self.limit_for(action)
-        tokens, last = self.buckets.get((account_id, action), (float(limit), now))
+        key = (account_id, region, action)
+        tokens, last = self.buckets.get(key, (float(limit), now))
         tokens = min(float(limit), tokens + (now - last) * limit)
         if tokens < 1.0:
-            self.buckets[(account_id, action)] = (tokens, now)
+            self.buckets[key] = (tokens, now)
             return False
-        self.buckets[(account_id, action)] = (tokens - 1.0, now)
+        self.buckets[key] = (tokens - 1.0, now)
         return True
 
 
@@ -270,8 +272,6 @@ class EmulatorServer:
         if due is not None and due["due_at"] is not None:
             store.note_due(float(due["due_at"]))
 
-    # ------------------------------------------------------------ endpoints
-
     def _temporary_keys(self, now: float) -> Callable[[str, str], Account | None]:
         def lookup(secret_id: str, token: str) -> Account | None:
             session = identity.load_session(self.emu.store.conn, secret_id)
@@ -281,6 +281,8 @@ class EmulatorServer:
             return Account(session.account_id, session.secret_id, session.secret_key)
 
         return lookup
+
+    # ------------------------------------------------------------ endpoints
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.metrics.registry)
@@ -356,7 +358,10 @@ class EmulatorServer:
             if region not in self.emu.catalogue.regions:
                 raise ApiError("InvalidRegion.NotFound", f"The region `{region}` does not exist.")
         config = self.emu.config
-        if config.enforce_rate_limits and not self.buckets.take(account.account_id, action, time.monotonic()):
+        metered_region = "" if action in service.regionless else region
+        if config.enforce_rate_limits and not self.buckets.take(
+            account.account_id, metered_region, action, time.monotonic()
+        ):
             limit = self.buckets.limit_for(action)
             raise ApiError(
                 "RequestLimitExceeded",

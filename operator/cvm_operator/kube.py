@@ -6,12 +6,18 @@ The official client is synchronous; calls run in worker threads so the event loo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import kubernetes
 
 from cvm_operator.api import GROUP, VERSION
+
+logger = logging.getLogger(__name__)
+
+EVENT_SOURCE = "cvm-operator"
 
 
 class Forbidden(Exception):
@@ -20,6 +26,14 @@ class Forbidden(Exception):
 
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409)."""
+
+
+class NotFound(Exception):
+    """The object is gone (HTTP 404)."""
+
+
+class AlreadyExists(Exception):
+    """An object of that name exists already (HTTP 409 on create)."""
 
 
 class KubeClient:
@@ -64,9 +78,26 @@ class KubeClient:
         return cast(list[dict[str, Any]], cast(dict[str, Any], result)["items"])
 
     async def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        result = await asyncio.to_thread(
-            self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, dict(body)
-        )
+        try:
+            result = await asyncio.to_thread(
+                self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, dict(body)
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 409:
+                raise AlreadyExists(f"{plural}/{body['metadata']['name']} exists already") from error
+            raise
+        return cast(dict[str, Any], result)
+
+    async def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch an object (spec, labels, annotations); None when it is gone."""
+        try:
+            result = await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, dict(patch)
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
         return cast(dict[str, Any], result)
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
@@ -78,10 +109,12 @@ class KubeClient:
             if error.status != 404:
                 raise
 
-    async def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+    async def patch_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status subresource (lists such as conditions are replaced whole); the new body."""
         try:
-            await asyncio.to_thread(
+            result = await asyncio.to_thread(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -93,19 +126,117 @@ class KubeClient:
         except kubernetes.client.ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+            return None
+        return cast(dict[str, Any], result)
 
-    async def patch_annotations(
-        self, plural: str, namespace: str, name: str, annotations: Mapping[str, str | None], resource_version: str
+    async def patch_metadata(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        resource_version: str,
+        *,
+        annotations: Mapping[str, str | None] | None = None,
+        finalizers: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Set annotations only if the object is still at ``resource_version`` (raises Conflict otherwise)."""
-        patch = {"metadata": {"annotations": dict(annotations), "resourceVersion": resource_version}}
+        """Set annotations and/or the finalizer list in one write, only if the object is still at
+        ``resource_version`` (raises Conflict otherwise, NotFound when it is gone); the new body."""
+        metadata: dict[str, Any] = {"resourceVersion": resource_version}
+        if annotations is not None:
+            metadata["annotations"] = dict(annotations)
+        if finalizers is not None:
+            metadata["finalizers"] = list(finalizers) or None
         try:
             result = await asyncio.to_thread(
-                self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, patch
-            )
+                self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name,
+                {"metadata": metadata},
+            )  # fmt: skip
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{plural}/{name} changed since it was read") from error
+            if error.status == 404:
+                raise NotFound(f"{plural}/{name} is gone") from error
+            raise
+        return cast(dict[str, Any], result)
+
+    async def orphan(self, plural: str, namespace: str, name: str, owner_uid: str) -> None:
+        """Drop the owner reference to ``owner_uid`` so that garbage collection leaves the object alone."""
+        for _ in range(5):
+            body = await self.get(plural, namespace, name)
+            if body is None:
+                return
+            meta = body["metadata"]
+            references = meta.get("ownerReferences") or []
+            kept = [reference for reference in references if reference.get("uid") != owner_uid]
+            if len(kept) == len(references):
+                return
+            # A merge patch replaces the list whole; the resourceVersion guards against a concurrent edit.
+            patch = {"metadata": {"ownerReferences": kept or None, "resourceVersion": meta["resourceVersion"]}}
+            try:
+                await asyncio.to_thread(
+                    self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, patch
+                )
+            except kubernetes.client.ApiException as error:
+                if error.status == 404:
+                    return
+                if error.status != 409:
+                    raise
+            else:
+                return
+        raise Conflict(f"{plural}/{name} kept changing while its owner reference was dropped")
+
+    async def ensure_peering(self, name: str, namespace: str | None) -> None:
+        """Make Kopf's peering object when it is missing: without it, no replica would see the others."""
+        if await self.get_peering(name, namespace) is not None:
+            return
+        kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
+        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        try:
+            if namespace is None:
+                await asyncio.to_thread(
+                    self._custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body
+                )
+            else:
+                await asyncio.to_thread(
+                    self._custom.create_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", body
+                )
+        except kubernetes.client.ApiException as error:
+            if error.status != 409:  # another replica made it first
+                raise
+
+    async def create_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``body``; a failure is logged, never raised (Events are best effort)."""
+        meta = body["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        event = kubernetes.client.CoreV1Event(
+            metadata=kubernetes.client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
+            involved_object=kubernetes.client.V1ObjectReference(
+                api_version=body.get("apiVersion"), kind=body.get("kind"), name=meta["name"],
+                namespace=meta["namespace"], uid=meta.get("uid"),
+            ),
+            type=type_, reason=reason, message=message, count=1, first_timestamp=now, last_timestamp=now,
+            source=kubernetes.client.V1EventSource(component=EVENT_SOURCE),
+            reporting_component=EVENT_SOURCE,
+        )  # fmt: skip
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_event, str(meta["namespace"]), event)
+        except (kubernetes.client.ApiException, OSError) as error:
+            logger.warning("Event %s for %s/%s not posted: %s", reason, meta["namespace"], meta["name"], error)
+
+    async def get_peering(self, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """Kopf's peering object: ClusterKopfPeering when ``namespace`` is None, else KopfPeering."""
+        try:
+            if namespace is None:
+                result = await asyncio.to_thread(
+                    self._custom.get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name
+                )
+            else:
+                result = await asyncio.to_thread(
+                    self._custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", name
+                )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
             raise
         return cast(dict[str, Any], result)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 cloud_api_calls_total = Counter(
     "cvm_operator_cloud_api_calls_total",
@@ -40,4 +40,15 @@ time_to_ready_seconds = Histogram(
     "Time from object creation until it first became Ready, by kind.",
     ["kind"],
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+
+reconcile_overlaps_total = Counter(
+    "cvm_operator_reconcile_overlaps_total",
+    "Passes that started while another pass of the same object was running (always 0 when correct), by kind.",
+    ["kind"],
+)
+
+work_queue_depth = Gauge(
+    "cvm_operator_work_queue_depth",
+    "Objects waiting in the work queue (due now or later).",
 )

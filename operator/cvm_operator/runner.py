@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import kopf
 import prometheus_client
@@ -25,8 +29,10 @@ from cvm_operator.cloud import (
     plan_default_credentials,
 )
 from cvm_operator.config import OperatorConfig
+from cvm_operator.controller import DEFAULT_WORKERS, Controller
 from cvm_operator.kube import KubeClient
-from cvm_operator.reconcilers.runtime import Runtime
+from cvm_operator.peering import Peering
+from cvm_operator.reconcilers.runtime import EventPoster, Runtime
 from cvm_operator.tenancy import DEFAULT_ACCOUNT_SELECTOR, LabelSelector, SelectorError, parse_selector
 
 logger = logging.getLogger("cvm_operator")
@@ -46,7 +52,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds between cloud checks of settled objects (drift detection)",
     )
-    parser.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="objects reconciled at once (a fixed pool of workers)"
+    )
+    parser.add_argument(
+        "--selector",
+        help="reconcile only objects with these labels (a label selector), so several operators can split a cluster",
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
+    peering.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="active/standby with other replicas through Kopf's peering object NAME (its CRDs must be installed)",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority: the live replica with the highest one works (default: random, so replicas never tie)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--metrics-port", type=int, default=8080, help="Prometheus /metrics port (0 disables)")
     parser.add_argument("--health-port", type=int, default=8081, help="liveness /healthz port (0 disables)")
@@ -115,18 +140,26 @@ def configure_logging(verbose: bool, log_format: str) -> None:
     for noisy in ("httpx", "httpcore", "kubernetes", "urllib3", "tencentcloud_sdk_common", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
-        # Kopf logs every handler run at INFO; the operator logs its own transitions (post_event) instead.
+        # Kopf logs every handler run at INFO; the operator logs its own transitions (event_poster) instead.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
-def post_event(body: Any, type_: str, reason: str, message: str) -> None:
-    """A Kubernetes Event, and the same line in the log (with the object, for JSON logs)."""
-    meta = body.get("metadata", {})
-    ref = {"kind": body.get("kind"), "namespace": meta.get("namespace"), "name": meta.get("name")}
-    level = logging.WARNING if type_ == "Warning" else logging.INFO
-    logger.log(level, "%s %s/%s: %s: %s", ref["kind"], ref["namespace"], ref["name"], reason, message,
-               extra={"k8s_ref": ref})  # fmt: skip
-    kopf.event(body, type=type_, reason=reason, message=message[:1000])
+def event_poster(kube: KubeClient) -> EventPoster:
+    """Posts Kubernetes Events in the background, and writes the same line in the log (with the object,
+    for JSON logs)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def post(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        meta = body.get("metadata", {})
+        ref = {"kind": body.get("kind"), "namespace": meta.get("namespace"), "name": meta.get("name")}
+        level = logging.WARNING if type_ == "Warning" else logging.INFO
+        logger.log(level, "%s %s/%s: %s: %s", ref["kind"], ref["namespace"], ref["name"], reason, message,
+                   extra={"k8s_ref": ref})  # fmt: skip
+        task = asyncio.get_running_loop().create_task(kube.create_event(body, type_, reason, message[:1000]))
+        pending.add(task)  # held until done, so the task is not collected half-way
+        task.add_done_callback(pending.discard)
+
+    return post
 
 
 def resolve_default_credentials(args: argparse.Namespace) -> AnyCredentials | None:
@@ -148,7 +181,8 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
         "none" if credentials is None else repr(credentials) if isinstance(credentials, RoleCredentials) else "keys",
         args.default_credentials_namespaces or "all",
     )
-    return Runtime(config, KubeClient.from_environment(), CloudPool(endpoint), post_event)
+    kube = KubeClient.from_environment()
+    return Runtime(config, kube, CloudPool(endpoint), event_poster(kube))
 
 
 async def operate(args: argparse.Namespace, stop_flag: asyncio.Event | None = None) -> None:
@@ -157,17 +191,31 @@ async def operate(args: argparse.Namespace, stop_flag: asyncio.Event | None = No
     from cvm_operator.reconcilers import RECONCILERS
 
     runtime = build_runtime(args)
-    memo = kopf.Memo(runtime=runtime, reconcilers={plural: cls(runtime) for plural, cls in RECONCILERS.items()})
+    peering: Peering | None = None
+    identity = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    priority = args.priority if args.priority is not None else secrets.randbelow(2**31 - 1) + 1
+    if args.peering:
+        namespaces = None if args.all_namespaces else args.namespace
+        peering = Peering(runtime.kube, args.peering, identity, priority, namespaces)
+        await peering.ensure()
+    reconcilers = {plural: cls(runtime) for plural, cls in RECONCILERS.items()}
+    controller = Controller(runtime, reconcilers, args.workers, peering)
+    memo = kopf.Memo(controller=controller, selector=args.selector)
     liveness = f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
     logger.info(
-        "cvm-operator starting: endpoint=%s poll-interval=%ss namespaces=%s",
+        "cvm-operator starting: endpoint=%s poll-interval=%ss namespaces=%s selector=%s workers=%d",
         runtime.config.endpoint or "Tencent Cloud",
         args.poll_interval,
         "all" if args.all_namespaces else ",".join(args.namespace),
+        args.selector or "-",
+        args.workers,
     )
     try:
         await kopf.operator(
-            standalone=args.standalone,
+            standalone=not args.peering,
+            peering_name=args.peering,
+            priority=priority,
+            identity=cast(Any, identity),  # Kopf's Identity is a NewType of str it does not export
             clusterwide=args.all_namespaces,
             namespaces=args.namespace,
             liveness_endpoint=liveness,

@@ -223,6 +223,41 @@ def test_rbac_refuses_until_a_role_grants(
         assert write.value.status == 403
 
 
+def test_controller_manager_collects_garbage_and_finishes_namespaces(k8s_api: kubernetes.client.ApiClient) -> None:
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    name = f"gc-{time.monotonic_ns()}"
+    core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name)))
+    # The serviceaccount controller gives every namespace its default ServiceAccount.
+    wait_for(lambda: core.list_namespaced_service_account(name).items, timeout=30)
+    owner = core.create_namespaced_config_map(
+        name, kubernetes.client.V1ConfigMap(metadata=kubernetes.client.V1ObjectMeta(name="owner"))
+    )
+    reference = kubernetes.client.V1OwnerReference(
+        api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid, controller=True
+    )
+    for child, references in (("owned", [reference]), ("free", None)):
+        meta = kubernetes.client.V1ObjectMeta(name=child, owner_references=references)
+        core.create_namespaced_config_map(name, kubernetes.client.V1ConfigMap(metadata=meta))
+    core.delete_namespaced_config_map("owner", name)
+
+    def names() -> set[str]:
+        return {cm.metadata.name for cm in core.list_namespaced_config_map(name).items if cm.metadata}
+
+    wait_for(lambda: "owned" not in names(), timeout=60)
+    assert "free" in names()  # only dependents are collected
+
+    core.delete_namespace(name)
+
+    def namespace_gone() -> bool:
+        try:
+            core.read_namespace(name)
+        except kubernetes.client.ApiException as error:
+            return error.status == 404
+        return False
+
+    wait_for(namespace_gone, timeout=60)
+
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "hack" / "controlplane.py"), *args], capture_output=True, text=True, timeout=300
@@ -238,8 +273,8 @@ def test_up_down_lifecycle_leaves_no_process(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert Path(first.stdout.strip()) == directory / "kubeconfig"
     state = module.ControlPlane(directory).state()
-    pids = [state.etcd_pid, state.apiserver_pid]
-    assert all(module._alive(pid) for pid in pids)
+    pids = list(state.pids)
+    assert len(pids) == 3 and all(module._alive(pid) for pid in pids)
     assert _run_cli("status", "--dir", str(directory)).returncode == 0
 
     again = _run_cli("up", "--dir", str(directory))
@@ -257,5 +292,4 @@ def test_up_down_lifecycle_leaves_no_process(tmp_path: Path) -> None:
     new_state = module.ControlPlane(directory).state()
     assert new_state.apiserver_pid not in pids
     assert _run_cli("down", "--dir", str(directory)).returncode == 0
-    assert not module._group_alive(new_state.apiserver_pid)
-    assert not module._group_alive(new_state.etcd_pid)
+    assert not any(module._group_alive(pid) for pid in new_state.pids)

@@ -163,7 +163,7 @@ def test_added_latency_is_observed(emulator_factory: Any) -> None:
     assert float(line.split()[-1]) >= 0.2
 
 
-def test_rate_limits_per_action_and_account(emulator_factory: Any) -> None:
+def test_rate_limits_per_account_region_and_action(emulator_factory: Any) -> None:
     limited = emulator_factory(extra_args=["--enforce-rate-limits"], config={"rateLimits": {"DescribeZones": 2}})
     client = sdk_client(limited)
     codes = []
@@ -175,6 +175,8 @@ def test_rate_limits_per_action_and_account(emulator_factory: Any) -> None:
             codes.append(exc.get_code())
     assert "RequestLimitExceeded" in codes
     assert codes[0] == "OK"
-    # Another account has its own budget.
+    # Another account, another region and another action each have their own budget.
     assert call(sdk_client(limited, account=1), "DescribeZones").TotalCount > 0
+    assert call(sdk_client(limited, region="ap-shanghai"), "DescribeZones").TotalCount > 0
+    assert call(client, "DescribeRegions").TotalCount > 0
     assert limited.request_count("DescribeZones", "RequestLimitExceeded") == codes.count("RequestLimitExceeded")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tests.operator import UBUNTU
 from tests.operator.test_imagecopy import copies, copy_body
 from tests.operator.test_imageshare import REGION, cloud, describe_image, golden_image
 from tests.support.emulator import EmulatorProcess
 from tests.support.operator import Objects, OperatorProcess, wait_for
 
 CRASH_EXIT_CODE = 86
+API_VERSION = "cvm.operator.dev/v1alpha1"
 
 
 def test_retain_leaves_copies_and_image_objects(
@@ -18,14 +20,20 @@ def test_retain_leaves_copies_and_image_objects(
 ) -> None:
     golden_id = golden_image(objects)
     body = copy_body("kept", ["ap-beijing"], sourceRef=None, sourceImageId=golden_id, sourceRegion=REGION)
-    objects.create("imagecopies", body)
+    owner = objects.create("imagecopies", body)
     objects.wait_condition("imagecopies", "kept", timeout=60)
     objects.wait_condition("images", "kept-ap-beijing", timeout=60)
     copy_id = copies(objects, "kept")["ap-beijing"]["imageId"]
+    # A control: an Image the ImageCopy owns but did not make, which garbage collection must take.
+    reference = {"apiVersion": API_VERSION, "kind": "ImageCopy", "name": "kept", "uid": owner["metadata"]["uid"]}
+    objects.create("images", {"kind": "Image", "metadata": {"name": "owned", "ownerReferences": [reference]},
+                              "spec": {"region": REGION, "source": {"existing": {"imageId": UBUNTU}}}})  # fmt: skip
     objects.delete("imagecopies", "kept")
     objects.wait_gone("imagecopies", "kept")
+    objects.wait_gone("images", "owned", timeout=90)  # the garbage collector ran over Images
     assert describe_image(emulator, copy_id, region="ap-beijing")["ImageState"] == "NORMAL"
-    assert objects.get("images", "kept-ap-beijing") is not None
+    kept = objects.get("images", "kept-ap-beijing")
+    assert kept is not None and not kept["metadata"].get("ownerReferences")
 
 
 def test_a_crash_after_sync_images_adopts_the_copies(

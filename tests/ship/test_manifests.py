@@ -38,6 +38,12 @@ def test_base_has_every_part(controlplane: Any) -> None:
         ("ServiceAccount", "cvm-operator"),
     ]
     crds = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition")
+    assert [crd for crd in crds if crd.endswith(".kopf.dev")] == [
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    ]
+    assert find(objects, "ClusterKopfPeering", "cvm-operator")["apiVersion"] == "kopf.dev/v1"
+    crds = [crd for crd in crds if crd.endswith(".cvm.operator.dev")]
     assert crds == [
         "imagecopies.cvm.operator.dev",
         "images.cvm.operator.dev",
@@ -46,21 +52,29 @@ def test_base_has_every_part(controlplane: Any) -> None:
         "instances.cvm.operator.dev",
     ]
     for item in objects:
-        if item["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+        cluster_scoped = (
+            "Namespace",
+            "CustomResourceDefinition",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterKopfPeering",
+        )
+        if item["kind"] not in cluster_scoped:
             assert item["metadata"]["namespace"] == OPERATOR_NAMESPACE, item["metadata"]
 
 
 def test_operator_deployment_is_hardened(controlplane: Any) -> None:
     deployment = find(kustomize(MANIFESTS), "Deployment", "cvm-operator")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    # Active/standby: two replicas through Kopf's peering, never both down during a rollout.
+    assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "cvm-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     (container,) = pod["containers"]
     assert container["image"] == IMAGE
-    assert container["args"][:3] == ["run", "--all-namespaces", "--standalone"]
+    assert container["args"][:3] == ["run", "--all-namespaces", "--peering=cvm-operator"]
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
@@ -132,3 +146,20 @@ def test_emulator_overlay_passes_server_dry_run(controlplane: Any) -> None:
     output = _server_dry_run(EMULATOR_OVERLAY)
     for applied in ("deployment.apps/cvm-emulator", "service/cvm-emulator", "secret/cvm-operator-credentials"):
         assert applied in output, output
+
+
+def test_the_shards_component_splits_the_operator_in_two_by_label(controlplane: Any) -> None:
+    objects = kustomize(MANIFESTS / "overlays" / "shards")
+    deployments = [item for item in objects if item["kind"] == "Deployment"]
+    selectors, peerings = {}, set()
+    for deployment in deployments:
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        flags = dict(arg.split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
+        selectors[deployment["metadata"]["name"]] = flags["--selector"]
+        peerings.add(flags["--peering"])
+        assert "--standalone" not in args
+    assert selectors == {
+        "cvm-operator": "cvm.operator.dev/shard=a",
+        "cvm-operator-shard-b": "cvm.operator.dev/shard=b",
+    }
+    assert peerings == {"cvm-operator-shard-a", "cvm-operator-shard-b"}

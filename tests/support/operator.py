@@ -65,11 +65,12 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         self.metrics_port, self.health_port = free_port(), free_port()
         scope = [arg for namespace in self.namespaces for arg in ("--namespace", namespace)]
+        peering = [] if "--peering" in self.extra_args else ["--standalone"]
         command = [
-            sys.executable, "-m", "cvm_operator", "run", *scope, "--standalone", "--verbose",
+            sys.executable, "-m", "cvm_operator", "run", *scope, *peering, *self.extra_args, "--verbose",
             "--endpoint", self.endpoint, "--poll-interval", str(self.poll_interval),
             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-            "--bind-address", "127.0.0.1", *self.extra_args,
+            "--bind-address", "127.0.0.1",
         ]  # fmt: skip
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)

@@ -8,6 +8,7 @@ patched only when it changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -33,12 +34,14 @@ from cvm_operator.api import (
 from cvm_operator.api.common import WireModel
 from cvm_operator.api.conditions import READY, STALLED, get_condition
 from cvm_operator.cloud import CloudError, CvmApi, audit, backoff
-from cvm_operator.kube import Conflict
+from cvm_operator.kube import Conflict, NotFound
 from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
 
 logger = logging.getLogger(__name__)
 
 ANNOTATION_PREFIX = "cvm.operator.dev"
+FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
+"""Held from before the first cloud create until the cloud side is cleaned per deletionPolicy."""
 CREATE_PENDING = f"{ANNOTATION_PREFIX}/create-pending"
 CREATE_SUCCEEDED = f"{ANNOTATION_PREFIX}/create-succeeded"
 UID_TAG = f"{ANNOTATION_PREFIX}/uid"
@@ -125,6 +128,8 @@ class Observation:
     """Kind-specific conditions to record alongside Ready (written whenever the resource exists)."""
     resource: Any = None
     """The cloud resource as observed, handed to update/delete so they need not read it again."""
+    requeue_after: float | None = None
+    """Seconds until something is due (e.g. a scheduled run), when sooner than the regular poll."""
 
 
 @dataclass
@@ -160,6 +165,9 @@ class ManagedReconciler(ABC, Generic[M]):
     model: ClassVar[type[WireModel]]
     creating_phase: ClassVar[Phase] = "Creating"
     ready_phase: ClassVar[Phase] = "Available"
+    observe_after_create: ClassVar[bool] = False
+    """Observe again right after create (finding the new resource by its UID tag), so that one status
+    write records both the id and the cloud's first state. A resource not found yet is just Creating."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -197,6 +205,9 @@ class ManagedReconciler(ABC, Generic[M]):
     @abstractmethod
     async def delete(self, ctx: Context[M], observation: Observation) -> Waiting | None:
         """Start or continue deleting; return Waiting while the cloud refuses or is still busy."""
+
+    async def retain(self, body: Mapping[str, Any]) -> None:
+        """Leave the cloud side, and the objects that stand for it, when the object goes under Retain."""
 
     def can_create(self, ctx: Context[M]) -> bool:
         """False for objects that only observe (they are Stalled when the resource is missing)."""
@@ -244,7 +255,13 @@ class Driver:
                 await self._mark_create_pending(reconciler, ctx)
                 created = await reconciler.create(ctx)
                 crash_point("create", reconciler.kind)
+                logger.info("%s %s/%s: requested %s", key.kind, key.namespace, key.name, _describe(created))
                 status = status.model_copy(update=created)
+                delay = config.progress_interval
+                if reconciler.observe_after_create:
+                    # Found by its UID tag: the first status write already says what the cloud says.
+                    observation = await reconciler.observe(ctx)
+            if not observation.exists:
                 status.conditions = mark_reconciling(
                     status.conditions,
                     "Creating",
@@ -252,9 +269,8 @@ class Driver:
                     observed_generation=generation,
                 )
                 status.phase = reconciler.creating_phase
-                delay = config.progress_interval
-                self.runtime.post(body, "Normal", "Creating", f"requested {_describe(created)}")
             else:
+                await self._hold_finalizer(reconciler, ctx)
                 # What the cloud says is recorded even when the resource failed (its id, its state).
                 status = status.model_copy(update=observation.status)
                 status.cloud_state = observation.cloud_state
@@ -288,6 +304,9 @@ class Driver:
                     )
                     status.phase = observation.phase or status.phase or reconciler.creating_phase
                     delay = config.progress_interval
+                if observation.requeue_after is not None and observation.requeue_after < 1.5 * delay:
+                    # Exactly then: a regular poll is aligned to its grid and may end half an interval later.
+                    delay = max(observation.requeue_after, 0.0)
             self.runtime.attempts.pop(uid, None)
         except Waiting as waiting:
             status.conditions = mark_reconciling(
@@ -295,7 +314,7 @@ class Driver:
             )
             status.phase = waiting.phase
             if waiting.on is not None:
-                self.runtime.wakeups.wait_for(waiting.on, uid)
+                self.runtime.wakeups.wait_for(waiting.on, key)
             delay = config.progress_interval if waiting.delay is None else waiting.delay
             result = "waiting"
         except Blocked as blocked:
@@ -311,8 +330,8 @@ class Driver:
             status.phase = "Failed"
             delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
             result = "stalled"
-        except Conflict:
-            # The object changed under us (a watch event is on its way): look again shortly.
+        except (Conflict, NotFound):
+            # The object changed or went under us (a watch event is on its way): look again shortly.
             delay = min(1.0, config.progress_interval)
             result = "conflict"
         except CloudError as error:
@@ -331,7 +350,6 @@ class Driver:
                 result = "stalled"
         status.observed_generation = generation
         await self._write_status(reconciler, body, old_status, status)
-        self.runtime.wakeups.reconciled(uid, generation)
         metrics.reconciles_total.labels(reconciler.kind, result).inc()
         metrics.reconcile_duration_seconds.labels(reconciler.kind).observe(time.monotonic() - started)
         return delay
@@ -346,6 +364,7 @@ class Driver:
             self.runtime.post(body, "Warning", "InvalidSpec", "spec is invalid; the cloud side is left as it is")
             return None
         if reconciler.retains(obj):
+            await reconciler.retain(body)
             self.runtime.post(body, "Normal", "Retained", "deletionPolicy is Retain: the cloud side is left as it is")
             return None
         try:
@@ -388,19 +407,55 @@ class Driver:
         return backoff(attempt, base=base, cap=cap)
 
     async def _mark_create_pending(self, reconciler: ManagedReconciler[Any], ctx: Context[Any]) -> None:
-        """Record that a create is about to happen, with a conflict check, before calling the cloud.
+        """Record that a create is about to happen, and hold the finalizer, in one guarded write.
 
         If this process dies after the cloud call, the next pass sees the mark and finds the resource
-        by its UID tag instead of creating a second one (observe always looks it up by tag).
+        by its UID tag instead of creating a second one (observe always looks it up by tag); the
+        finalizer is in place before anything exists in the cloud.
         """
         meta = ctx.body["metadata"]
-        await self.runtime.kube.patch_annotations(
+        finalizers = list(meta.get("finalizers") or [])
+        updated = await self.runtime.kube.patch_metadata(
             reconciler.plural,
             str(meta["namespace"]),
             str(meta["name"]),
-            {CREATE_PENDING: utc_now().isoformat()},
             str(meta["resourceVersion"]),
+            annotations={CREATE_PENDING: utc_now().isoformat()},
+            finalizers=None if FINALIZER in finalizers else [*finalizers, FINALIZER],
         )
+        self.runtime.bodies.remember(updated)
+        ctx.body = updated
+
+    async def _hold_finalizer(self, reconciler: ManagedReconciler[Any], ctx: Context[Any]) -> None:
+        """Objects found already in the cloud (adopted, or made before the finalizer existed) get it now."""
+        meta = ctx.body["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER in finalizers:
+            return
+        updated = await self.runtime.kube.patch_metadata(
+            reconciler.plural,
+            str(meta["namespace"]),
+            str(meta["name"]),
+            str(meta["resourceVersion"]),
+            finalizers=[*finalizers, FINALIZER],
+        )
+        self.runtime.bodies.remember(updated)
+        ctx.body = updated
+
+    async def release(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> None:
+        """Drop the finalizer once the cloud side is cleaned, so that Kubernetes deletes the object."""
+        meta = body["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        with contextlib.suppress(NotFound):
+            await self.runtime.kube.patch_metadata(
+                reconciler.plural,
+                str(meta["namespace"]),
+                str(meta["name"]),
+                str(meta["resourceVersion"]),
+                finalizers=[name for name in finalizers if name != FINALIZER],
+            )
 
     async def _write_status(
         self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
@@ -408,8 +463,14 @@ class Driver:
         before, after = old.to_wire(), new.to_wire()
         if before == after:
             return
+        # A merge patch keeps what it does not mention: fields that went away are sent as null.
+        after.update({key: None for key in before if key not in after})
         meta = body["metadata"]
-        await self.runtime.kube.patch_status(reconciler.plural, str(meta["namespace"]), str(meta["name"]), after)
+        updated = await self.runtime.kube.patch_status(
+            reconciler.plural, str(meta["namespace"]), str(meta["name"]), after
+        )
+        if updated is not None:
+            self.runtime.bodies.remember(updated)
         self._announce(reconciler, body, old, new)
 
     def _announce(

@@ -257,6 +257,18 @@ def share_objects_for(items: Sequence[Mapping[str, Any]], image_name: str, image
     return sorted(names)
 
 
+def controlled_by(items: Sequence[Mapping[str, Any]], owner_uid: str) -> list[Mapping[str, Any]]:
+    """The objects whose controller owner reference names ``owner_uid``."""
+    return [
+        item
+        for item in items
+        if any(
+            ref.get("uid") == owner_uid and ref.get("controller")
+            for ref in item["metadata"].get("ownerReferences") or []
+        )
+    ]
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -269,6 +281,7 @@ class ImageReconciler(ManagedReconciler[Image]):
     plural = IMAGES
     model = Image
     creating_phase = "Creating"
+    observe_after_create = True
     ready_phase = "Available"
 
     def can_create(self, ctx: Context[Image]) -> bool:
@@ -481,4 +494,9 @@ class ImageReconciler(ManagedReconciler[Image]):
             if error.transient:
                 raise
         items = await ctx.runtime.kube.list(IMAGE_SHARES, ctx.key.namespace)
+        for item in controlled_by(items, ctx.uid):
+            # Shares this Image owns (an ImageSchedule's) go with it; garbage collection would wait for
+            # the Image to be gone, and the Image waits for its shares.
+            if not item["metadata"].get("deletionTimestamp"):
+                await ctx.runtime.kube.delete(IMAGE_SHARES, ctx.key.namespace, str(item["metadata"]["name"]))
         return sharing_message(image_id, accounts, share_objects_for(items, ctx.key.name, image_id))

@@ -329,12 +329,12 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
     async def _mark_pending(self, ctx: Context[ImageCopy]) -> None:
         meta = ctx.body["metadata"]
         try:
-            await self.runtime.kube.patch_annotations(
+            await self.runtime.kube.patch_metadata(
                 self.plural,
                 ctx.key.namespace,
                 ctx.key.name,
-                {CREATE_PENDING: utc_now().isoformat()},
                 str(meta["resourceVersion"]),
+                annotations={CREATE_PENDING: utc_now().isoformat()},
             )
         except Conflict as error:
             raise Waiting("Conflict", f"{error}; trying again", phase="Copying") from error
@@ -411,6 +411,13 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
             exists=bool(found) or bool(objects),
             status={"copies": [found[region] for region in regions if region in found]},
         )
+
+    async def retain(self, body: Mapping[str, Any]) -> None:
+        # The copies stay, so their Image objects must outlive the ImageCopy's garbage collection.
+        meta = body["metadata"]
+        namespace = str(meta["namespace"])
+        for image in await self.runtime.kube.list(IMAGES, namespace, f"{COPY_LABEL}={meta['name']}"):
+            await self.runtime.kube.orphan(IMAGES, namespace, str(image["metadata"]["name"]), str(meta["uid"]))
 
     async def delete(self, ctx: Context[ImageCopy], observation: Observation) -> Waiting | None:
         objects = await self.runtime.kube.list(IMAGES, ctx.key.namespace, f"{COPY_LABEL}={ctx.key.name}")

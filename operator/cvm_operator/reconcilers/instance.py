@@ -252,6 +252,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
     model = Instance
     creating_phase = "Creating"
     ready_phase = "Running"
+    observe_after_create = True
 
     async def observe(self, ctx: Context[Instance]) -> Observation:
         instance = await self._find(ctx)
@@ -291,7 +292,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         namespace, name = ctx.key.namespace, spec.image_ref.name
         dependency = ObjectKey("Image", namespace, name)
         # Any change of the Image (a new image id, Ready again) wakes this object at once.
-        ctx.runtime.wakeups.wait_for(dependency, ctx.uid)
+        ctx.runtime.wakeups.wait_for(dependency, ctx.key)
         body = await ctx.runtime.kube.get(IMAGES, namespace, name)
         image_region = (body.get("spec") or {}).get("region") if body is not None else None
         if body is not None and image_region != spec.region:
@@ -372,9 +373,9 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         meta = ctx.body["metadata"]
         try:
             # Recorded first: if the reinstall fails, the next passes report it instead of retrying it.
-            await ctx.runtime.kube.patch_annotations(
-                INSTANCES, ctx.key.namespace, ctx.key.name, {RESET_IMAGE_ANNOTATION: image_id},
-                str(meta["resourceVersion"]),
+            await ctx.runtime.kube.patch_metadata(
+                INSTANCES, ctx.key.namespace, ctx.key.name, str(meta["resourceVersion"]),
+                annotations={RESET_IMAGE_ANNOTATION: image_id},
             )  # fmt: skip
         except Conflict as error:
             raise Waiting("ObjectChanged", "the object changed while being reconciled; looking again") from error

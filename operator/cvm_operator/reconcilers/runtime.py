@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import math
@@ -30,41 +28,59 @@ class ObjectKey(NamedTuple):
 
 
 class Wakeups:
-    """Lets a waiting object's loop run again at once when something it depends on changes.
-
-    Each object's loop sleeps on its own event; :meth:`changed` wakes the object itself when its
-    spec changed, and every object that said it waits for it.
-    """
+    """Who waits for whom: when an object changes, the objects that said they wait for it run again at once."""
 
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-        self._waiters: defaultdict[ObjectKey, set[str]] = defaultdict(set)
-        self._generations: dict[str, int] = {}
+        self._waiters: defaultdict[ObjectKey, set[ObjectKey]] = defaultdict(set)
 
-    def _event(self, uid: str) -> asyncio.Event:
-        return self._events.setdefault(uid, asyncio.Event())
+    def wait_for(self, dependency: ObjectKey, waiter: ObjectKey) -> None:
+        self._waiters[dependency].add(waiter)
 
-    async def sleep(self, uid: str, seconds: float) -> None:
-        event = self._event(uid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=seconds)
-        event.clear()
+    def changed(self, dependency: ObjectKey) -> set[ObjectKey]:
+        """The waiters of ``dependency``, each told once."""
+        return self._waiters.pop(dependency, set())
 
-    def wait_for(self, dependency: ObjectKey, uid: str) -> None:
-        self._waiters[dependency].add(uid)
+    def forget(self, key: ObjectKey) -> None:
+        self._waiters.pop(key, None)
 
-    def reconciled(self, uid: str, generation: int) -> None:
-        self._generations[uid] = generation
 
-    def changed(self, key: ObjectKey, uid: str, generation: int) -> None:
-        if self._generations.get(uid, generation) != generation:
-            self._event(uid).set()
-        for waiter in self._waiters.pop(key, set()):
-            self._event(waiter).set()
+def object_key(body: Mapping[str, Any]) -> ObjectKey:
+    meta = body["metadata"]
+    return ObjectKey(str(body["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
-    def forget(self, uid: str) -> None:
-        self._events.pop(uid, None)
-        self._generations.pop(uid, None)
+
+class Bodies:
+    """The newest body seen of every object: from watch events and from the answers to our own writes."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[ObjectKey, Mapping[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, key: ObjectKey) -> Mapping[str, Any] | None:
+        return self._bodies.get(key)
+
+    def remember(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Keep ``body`` unless a newer version of the same object is already known; returns the previous one."""
+        key = object_key(body)
+        previous = self._bodies.get(key)
+        if previous is None or not _older(body, previous):
+            self._bodies[key] = body
+        return previous
+
+    def forget(self, key: ObjectKey) -> None:
+        self._bodies.pop(key, None)
+
+
+def _older(body: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    meta, other = body["metadata"], than["metadata"]
+    if meta.get("uid") != other.get("uid"):
+        return False  # a new object of the same name replaces the old one
+    try:
+        return int(meta["resourceVersion"]) < int(other["resourceVersion"])
+    except (KeyError, ValueError):
+        return False
 
 
 def aligned_delay(delay: float, now: float, regular: Collection[float]) -> float:
@@ -89,8 +105,7 @@ class Runtime:
         self.namespaces = NamespaceGate(selector, kube.namespace_labels) if selector is not None else None
         """Which namespaces may use the default account (None: all)."""
         self.wakeups = Wakeups()
-        self.stopping = asyncio.Event()
-        """Set when the operator shuts down, so that object loops end at once."""
+        self.bodies = Bodies()
         self.attempts: dict[str, int] = {}
         self._ready_seen: set[str] = set()
 

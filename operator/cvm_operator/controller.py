@@ -1,0 +1,162 @@
+"""The controller: watch events in, one work queue, a fixed pool of workers running the reconcilers.
+
+Kopf watches (and logs in, serves probes, peers); each event only updates the cache of bodies and
+queues keys. Workers take keys from the queue and run one pass of the kind's reconciler on the
+newest body, then queue the key again for the delay the pass asked for. Deleting objects go through
+the same queue, so an object is never reconciled and finalized at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from cvm_operator import metrics
+from cvm_operator.cloud import backoff
+from cvm_operator.kube import Conflict
+from cvm_operator.peering import Peering
+from cvm_operator.reconcilers.base import CREATE_PENDING, FINALIZER, Driver, ManagedReconciler
+from cvm_operator.reconcilers.runtime import ObjectKey, Runtime, object_key
+from cvm_operator.workqueue import QueueShutDown, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 32
+
+
+def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What, when it changes, makes an object run at once: its spec (generation), its deletion, and the
+    annotations users set (e.g. a requested run). Status and the operator's own marks do not."""
+    meta = body["metadata"]
+    annotations = {key: value for key, value in (meta.get("annotations") or {}).items() if key != CREATE_PENDING}
+    return (
+        meta.get("uid"),
+        meta.get("generation"),
+        meta.get("deletionTimestamp") is not None,
+        FINALIZER in (meta.get("finalizers") or []),
+        tuple(sorted(annotations.items())),
+    )
+
+
+class Controller:
+    def __init__(
+        self,
+        runtime: Runtime,
+        reconcilers: Mapping[str, ManagedReconciler[Any]],
+        workers: int = DEFAULT_WORKERS,
+        peering: Peering | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.reconcilers = {reconciler.kind: reconciler for reconciler in reconcilers.values()}
+        self.queue: WorkQueue[ObjectKey] = WorkQueue()
+        self.driver = Driver(runtime)
+        self.workers = workers
+        self.running: set[ObjectKey] = set()
+        """Keys a worker is on right now; checked independently of the queue's own rule."""
+        self.peering = peering
+        if peering is None:
+            self.active = asyncio.Event()
+            self.active.set()
+        else:
+            self.active = peering.active
+        """Set while this replica may work (always, without peering)."""
+        self._tasks: list[asyncio.Task[None]] = []
+        metrics.work_queue_depth.set_function(lambda: len(self.queue))
+
+    # ------------------------------------------------------------------ events
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event: remember the body, queue the object if something it acts on changed."""
+        key = object_key(body)
+        if key.kind not in self.reconcilers:
+            return
+        if event_type == "DELETED":
+            self._forget(key, body)
+        else:
+            previous = self.runtime.bodies.remember(body)
+            if previous is None or _trigger(previous) != _trigger(body):
+                self.queue.add(key)
+        for waiter in self.runtime.wakeups.changed(key):
+            self.queue.add(waiter)
+
+    def _forget(self, key: ObjectKey, body: Mapping[str, Any]) -> None:
+        self.runtime.bodies.forget(key)
+        self.queue.forget(key)
+        self.runtime.wakeups.forget(key)
+        self.runtime.attempts.pop(str(body["metadata"].get("uid")), None)
+
+    # ------------------------------------------------------------------ workers
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work(), name=f"worker-{n}") for n in range(self.workers)]
+        if self.peering is not None:
+            self._tasks.append(asyncio.create_task(self.peering.run(), name="peering"))
+
+    async def stop(self) -> None:
+        self.queue.shut_down()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueShutDown:
+                return
+            if not self.active.is_set():
+                # Another replica is active: keep the key for when this one takes over.
+                self.queue.done(key)
+                self.queue.add(key)
+                await self.active.wait()
+                continue
+            if key in self.running:
+                metrics.reconcile_overlaps_total.labels(key.kind).inc()
+            self.running.add(key)
+            delay: float | None
+            try:
+                delay = await self._process(key)
+            except Exception:
+                # A bug or an unreadable answer: logged, and retried with backoff instead of ending the worker.
+                logger.exception("%s %s/%s: reconcile failed", key.kind, key.namespace, key.name)
+                delay = self._failure_delay(key)
+            finally:
+                self.running.discard(key)
+                self.queue.done(key)
+            if delay is not None and self.runtime.bodies.get(key) is not None:
+                self.queue.add(key, delay)
+
+    async def _process(self, key: ObjectKey) -> float | None:
+        """One pass over the newest body; the delay until the next, or None when there is none."""
+        body = self.runtime.bodies.get(key)
+        if body is None:
+            return None
+        reconciler = self.reconcilers[key.kind]
+        meta = body["metadata"]
+        if meta.get("deletionTimestamp") is None:
+            delay = await self.driver.reconcile(reconciler, body)
+            return self.runtime.aligned(delay, time.time())
+        if FINALIZER not in (meta.get("finalizers") or []):
+            return None  # nothing of ours to clean; Kubernetes deletes it
+        waiting = await self.driver.finalize(reconciler, body)
+        if waiting is not None:
+            return self.runtime.config.progress_interval
+        try:
+            await self.driver.release(reconciler, body)
+        except Conflict:
+            return 1.0  # changed since read; the watch event brings the newer body
+        return None
+
+    def _failure_delay(self, key: ObjectKey) -> float:
+        body = self.runtime.bodies.get(key)
+        uid = str(body["metadata"].get("uid")) if body is not None else str(key)
+        attempt = self.runtime.attempts.get(uid, 0)
+        self.runtime.attempts[uid] = attempt + 1
+        return backoff(attempt, base=1.0, cap=self.runtime.config.transient_backoff_cap)

@@ -1,0 +1,112 @@
+"""A work queue in the manner of controller-runtime's: every object key waits here, not in a task of its own.
+
+- A key is queued at most once; adding it again keeps the earlier of the two due times.
+- A key handed to a worker is not handed out again until the worker calls :meth:`WorkQueue.done`;
+  an add meanwhile is remembered and takes effect then. So one key never runs twice at once.
+- One heap holds every requeue (poll grid, backoff, wake-ups), so memory grows by a heap entry per
+  object, not by a task.
+
+Time comes from an injected clock, so the ordering rules are testable without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class QueueShutDown(Exception):
+    """The queue was shut down; workers stop."""
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}
+        """Queued keys and when each is due; heap entries that disagree with it are stale."""
+        self._processing: set[K] = set()
+        self._requeue: dict[K, float] = {}
+        """Adds that arrived while the key was being processed, applied at done()."""
+        self._sequence = itertools.count()
+        self._changed = asyncio.Event()
+        self._shut = False
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def add(self, key: K, delay: float = 0.0) -> None:
+        """Queue ``key`` to run after ``delay`` seconds, or sooner if it is already due sooner."""
+        due = self._clock() + max(delay, 0.0)
+        if key in self._processing:
+            self._requeue[key] = min(due, self._requeue.get(key, due))
+            return
+        current = self._due.get(key)
+        if current is not None and current <= due:
+            return
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._sequence), key))
+        self._changed.set()
+
+    def forget(self, key: K) -> None:
+        """Drop a queued key (its object is gone); a run in progress still finishes."""
+        self._due.pop(key, None)
+        self._requeue.pop(key, None)
+
+    def processing(self, key: K) -> bool:
+        return key in self._processing
+
+    def pop_ready(self) -> K | None:
+        """The earliest due key whose time has come, now marked as processing; None if none is due."""
+        now = self._clock()
+        while self._heap:
+            due, _, key = self._heap[0]
+            if self._due.get(key) != due:
+                heapq.heappop(self._heap)  # stale: re-added with another due time, or forgotten
+                continue
+            if due > now:
+                return None
+            heapq.heappop(self._heap)
+            del self._due[key]
+            self._processing.add(key)
+            return key
+        return None
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest queued key is due (0 if overdue); None when empty."""
+        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        if not self._heap:
+            return None
+        return max(self._heap[0][0] - self._clock(), 0.0)
+
+    async def get(self) -> K:
+        """Wait for the next due key. Raises QueueShutDown once the queue is shut down."""
+        while True:
+            if self._shut:
+                raise QueueShutDown
+            key = self.pop_ready()
+            if key is not None:
+                return key
+            self._changed.clear()
+            wait = self.next_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+
+    def done(self, key: K) -> None:
+        """The worker finished ``key``; an add that came meanwhile queues it again."""
+        self._processing.discard(key)
+        due = self._requeue.pop(key, None)
+        if due is not None:
+            self.add(key, due - self._clock())
+
+    def shut_down(self) -> None:
+        self._shut = True
+        self._changed.set()

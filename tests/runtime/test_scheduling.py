@@ -1,0 +1,153 @@
+"""Scheduling of passes: the work queue (dedupe, one run per key at a time, delays), wake-ups, the poll grid, backoff.
+
+The queue takes its time from an injected clock, so these tests never sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cvm_operator.config import OperatorConfig
+from cvm_operator.controller import _trigger
+from cvm_operator.reconcilers.runtime import Bodies, ObjectKey, Wakeups, aligned_delay
+from cvm_operator.workqueue import QueueShutDown, WorkQueue
+
+IMAGE = ObjectKey("Image", "ns", "golden")
+INSTANCE = ObjectKey("Instance", "ns", "web-1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_key_is_queued_once_and_the_earliest_due_time_wins() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    queue.add("a", 10.0)
+    queue.add("a", 5.0)
+    queue.add("a", 30.0)
+    assert len(queue) == 1
+    assert queue.next_due() == 5.0
+    clock.now += 4.9
+    assert queue.pop_ready() is None
+    clock.now += 0.1
+    assert queue.pop_ready() == "a"
+    assert queue.pop_ready() is None and len(queue) == 0
+
+
+def test_keys_come_out_in_due_order() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    for key, delay in (("late", 3.0), ("now", 0.0), ("soon", 1.0)):
+        queue.add(key, delay)
+    clock.now += 3.0
+    assert [queue.pop_ready() for _ in range(4)] == ["now", "soon", "late", None]
+
+
+def test_a_key_being_processed_is_not_handed_out_again_until_done() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    queue.add("a")
+    assert queue.pop_ready() == "a"
+    queue.add("a")  # e.g. a watch event during the pass
+    queue.add("a", 7.0)
+    assert queue.processing("a")
+    assert queue.pop_ready() is None  # a second worker does not get it
+    queue.done("a")
+    assert queue.pop_ready() == "a"  # the earliest of the adds made meanwhile
+
+
+def test_a_requeue_after_done_keeps_the_earlier_pending_add() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    queue.add("a")
+    assert queue.pop_ready() == "a"
+    queue.add("a", 2.0)
+    queue.done("a")
+    queue.add("a", 60.0)  # the pass asked for the regular poll; the change during it comes first
+    assert queue.next_due() == 2.0
+
+
+def test_forget_drops_queued_and_pending_adds() -> None:
+    clock = Clock()
+    queue: WorkQueue[str] = WorkQueue(clock)
+    queue.add("gone")
+    queue.add("kept", 1.0)
+    queue.forget("gone")
+    clock.now += 1.0
+    assert queue.pop_ready() == "kept"
+    assert queue.pop_ready() is None
+
+
+async def test_get_waits_for_the_due_time_or_an_add() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("later", 30.0)
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done()
+    queue.add("now")
+    assert await asyncio.wait_for(getter, timeout=1.0) == "now"
+    queue.shut_down()
+    with pytest.raises(QueueShutDown):
+        await queue.get()
+
+
+def test_dependency_change_wakes_its_waiters_once() -> None:
+    wakeups = Wakeups()
+    wakeups.wait_for(IMAGE, INSTANCE)
+    assert wakeups.changed(IMAGE) == {INSTANCE}
+    assert wakeups.changed(IMAGE) == set()  # consumed: the waiter says again if it still waits
+
+
+def _body(generation: int, resource_version: str, **meta: object) -> dict[str, object]:
+    return {
+        "kind": "Image",
+        "metadata": {"name": "golden", "namespace": "ns", "uid": "u1", "generation": generation,
+                     "resourceVersion": resource_version, **meta},
+    }  # fmt: skip
+
+
+def test_only_spec_deletion_and_user_annotations_trigger_a_pass() -> None:
+    base = _trigger(_body(1, "10"))
+    assert _trigger(_body(1, "11")) == base  # a status write
+    assert _trigger(_body(1, "12", annotations={"cvm.operator.dev/create-pending": "t"})) == base
+    assert _trigger(_body(2, "13")) != base
+    assert _trigger(_body(1, "14", deletionTimestamp="2026-01-01T00:00:00Z")) != base
+    assert _trigger(_body(1, "15", annotations={"cvm.operator.dev/requestedAt": "now"})) != base
+
+
+def test_the_cache_keeps_the_newest_body() -> None:
+    bodies = Bodies()
+    bodies.remember(_body(1, "20"))
+    bodies.remember(_body(1, "19"))  # a late watch event after our own write's answer
+    assert bodies.get(IMAGE)["metadata"]["resourceVersion"] == "20"  # type: ignore[index]
+    recreated = _body(1, "5", uid="u2")
+    bodies.remember(recreated)
+    assert bodies.get(IMAGE) is recreated
+
+
+def test_progress_is_watched_at_least_as_often_as_polling() -> None:
+    fast = OperatorConfig.with_poll_interval(None, None, 1.0)
+    slow = OperatorConfig.with_poll_interval(None, None, 300.0)
+    assert fast.progress_interval == 1.0
+    assert slow.progress_interval == 5.0
+    assert fast.stalled_interval >= 30.0 and slow.stalled_interval == 1800.0
+
+
+def test_regular_polls_wake_together_on_a_grid() -> None:
+    regular = (10.0, 5.0)
+    wake_times = {round(now + aligned_delay(10.0, now, regular), 6) for now in (1000.2, 1003.9, 1004.99)}
+    assert wake_times == {1010.0}
+    # Each sleep stays within half an interval of the nominal one, so the average rate is unchanged.
+    for now in (1000.0, 1004.99, 1005.01, 1009.99):
+        assert 5.0 <= aligned_delay(10.0, now, regular) <= 15.0
+
+
+def test_backoff_delays_are_not_aligned() -> None:
+    assert aligned_delay(7.3, 1000.2, (10.0, 5.0)) == 7.3
