@@ -8,24 +8,23 @@ FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # Dependencies pinned with hashes. image/wheels/, when present (`make image` downloads it on the
-# host), holds them as files, so the build needs no network.
+# host), holds them as files, so the build needs no network. The runtime venv gets no pip or
+# setuptools. The operator uses the synchronous Kubernetes client only; kubernetes.aio is a second,
+# asyncio copy of it (68 MB).
 COPY image/ image/
 RUN if [ -d image/wheels ]; then set -- --no-index --find-links image/wheels; fi \
  && python3 -m venv /opt/build \
  && /opt/build/bin/pip install --quiet "$@" --require-hashes -r image/build-requirements.txt \
  && python3 -m venv --without-pip /opt/venv \
- && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet "$@" --require-hashes -r image/requirements.txt
+ && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet "$@" --require-hashes -r image/requirements.txt \
+ && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio
+# The project last, so a change of the sources rebuilds only this layer; pip compiles the byte code.
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY emulator/ emulator/
-# The runtime venv gets no pip or setuptools. The operator uses the synchronous Kubernetes client
-# only; kubernetes.aio is a second, asyncio copy of it (68 MB).
 RUN /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
  && /opt/build/bin/pip --python /opt/venv/bin/python install --quiet --no-index --no-deps /tmp/dist/*.whl \
- && /opt/build/bin/pip --python /opt/venv/bin/python check \
- && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio \
- && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
- && /opt/venv/bin/python -m compileall -q /opt/venv/lib
+ && /opt/build/bin/pip --python /opt/venv/bin/python check
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="cvm-operator" \

@@ -804,9 +804,11 @@ def ensure_wheels() -> None:
 
 @contextlib.contextmanager
 def build_lock() -> Iterator[None]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # one build at a time on this machine
+    # podman's images and tags are machine-wide, so builds from any checkout take turns.
+    path = Path.home() / ".cache" / "cvm-operator" / "image.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 

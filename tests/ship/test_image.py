@@ -97,6 +97,11 @@ def test_image_is_non_root_and_runs_on_a_read_only_root(image: str) -> None:
     probe = "import kubernetes, cvm_operator.cli, cvm_emulator.cli; print('ok')"
     imported = podman("run", "--rm", "--read-only", "--network=none", "--entrypoint", "python", image, "-c", probe)
     assert imported.stdout.strip() == "ok"
+    compiled = (
+        "import importlib.util as u, os, cvm_operator as m; print(os.path.exists(u.cache_from_source(m.__file__)))"
+    )
+    found = podman("run", "--rm", "--read-only", "--network=none", "--entrypoint", "python", image, "-c", compiled)
+    assert found.stdout.strip() == "True", "no byte code: every start would compile the sources again"
     tools = "import importlib.util as u; print([m for m in ('pip', 'setuptools') if u.find_spec(m)])"
     found = podman("run", "--rm", "--read-only", "--network=none", "--entrypoint", "python", image, "-c", tools)
     assert found.stdout.strip() == "[]", "the runtime venv carries build tools"
