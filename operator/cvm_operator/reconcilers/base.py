@@ -332,6 +332,9 @@ class Driver:
             result = "stalled"
         except (Conflict, NotFound):
             # The object changed or went under us (a watch event is on its way): look again shortly.
+            # Nothing was judged for this generation: keep observedGeneration, or kstatus reads the old
+            # conditions (or none at all) as Current.
+            generation = old_status.observed_generation or 0
             delay = min(1.0, config.progress_interval)
             result = "conflict"
         except CloudError as error:
