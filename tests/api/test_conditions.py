@@ -16,6 +16,7 @@ from cvm_operator.api import (
     mark_stalled,
     set_condition,
 )
+from tests.support.kstatus import CURRENT, FAILED, IN_PROGRESS, kstatus
 
 T0 = dt.datetime(2026, 1, 1, 0, 0, 0, tzinfo=dt.UTC)
 T1 = dt.datetime(2026, 1, 1, 0, 5, 0, 123456, tzinfo=dt.UTC)
@@ -92,3 +93,28 @@ def test_wire_form_of_conditions() -> None:
         "observedGeneration": 4,
         "lastTransitionTime": "2026-01-01T00:05:00Z",
     }
+
+
+def _judged(conditions: list[Condition], generation: int = 1, observed: int = 1) -> str:
+    """cli-utils' kstatus of an object carrying ``conditions``."""
+    body = {
+        "apiVersion": "cvm.operator.dev/v1alpha1",
+        "kind": "Image",
+        "metadata": {"name": "web", "namespace": "default", "generation": generation},
+        "status": {"observedGeneration": observed, "conditions": [c.to_wire() for c in conditions]},
+    }
+    return kstatus(body)
+
+
+def test_each_helper_is_judged_by_cli_utils_as_meant() -> None:
+    working = mark_reconciling([], "Creating", "CreateImage sent", observed_generation=1, now=T0)
+    assert _judged(working) == IN_PROGRESS
+    stalled = mark_stalled(working, "InvalidImageName", "duplicate name", observed_generation=1, now=T1)
+    assert _judged(stalled) == FAILED
+    ready = mark_ready(stalled, "Available", observed_generation=1, now=T1)
+    assert _judged(ready) == CURRENT
+    assert _judged(mark_reconciling(ready, "Updating", observed_generation=1, now=T1)) == IN_PROGRESS
+    # A Ready written for an earlier generation is not health for the current spec.
+    assert _judged(ready, generation=2, observed=1) == IN_PROGRESS
+    # Conditions beyond the three (e.g. ImageUpToDate=False under reimagePolicy Never) do not count.
+    assert _judged(set_condition(ready, "ImageUpToDate", "False", "ImageDiffers", now=T1)) == CURRENT
