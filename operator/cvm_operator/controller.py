@@ -20,7 +20,8 @@ from cvm_operator.cloud import backoff
 from cvm_operator.kube import Conflict
 from cvm_operator.peering import Peering
 from cvm_operator.reconcilers.base import CREATE_PENDING, FINALIZER, Driver, ManagedReconciler
-from cvm_operator.reconcilers.runtime import ObjectKey, Runtime, object_key
+from cvm_operator.reconcilers.outcomes import ObjectKey
+from cvm_operator.reconcilers.runtime import Runtime, object_key
 from cvm_operator.workqueue import QueueShutDown, WorkQueue
 
 logger = logging.getLogger(__name__)

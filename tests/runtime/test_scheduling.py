@@ -11,7 +11,8 @@ import pytest
 
 from cvm_operator.config import OperatorConfig
 from cvm_operator.controller import _trigger
-from cvm_operator.reconcilers.runtime import Bodies, ObjectKey, Wakeups, aligned_delay
+from cvm_operator.reconcilers.outcomes import ObjectKey
+from cvm_operator.reconcilers.runtime import Bodies, Wakeups, aligned_delay
 from cvm_operator.workqueue import QueueShutDown, WorkQueue
 
 IMAGE = ObjectKey("Image", "ns", "golden")

@@ -35,7 +35,12 @@ from cvm_operator.api.common import WireModel
 from cvm_operator.api.conditions import READY, STALLED, get_condition
 from cvm_operator.cloud import CloudError, CvmApi, audit, backoff
 from cvm_operator.kube import Conflict, NotFound
-from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
+
+# Re-exported: reconcilers take everything they build on from this module.
+from cvm_operator.reconcilers.outcomes import Blocked as Blocked
+from cvm_operator.reconcilers.outcomes import ObjectKey as ObjectKey
+from cvm_operator.reconcilers.outcomes import Waiting as Waiting
+from cvm_operator.reconcilers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -70,32 +75,6 @@ class KindObject(Protocol):
 
 
 M = TypeVar("M", bound=KindObject)
-
-
-class Waiting(Exception):
-    """Not an error: the object waits for something (another object, a cloud state). Reconciling=True."""
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        *,
-        on: ObjectKey | None = None,
-        phase: Phase = "Pending",
-        delay: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason, self.message, self.on, self.phase = reason, message, on, phase
-        self.delay = delay
-        """Seconds until the next look; None is the progress interval."""
-
-
-class Blocked(Exception):
-    """A rule the schema cannot see is broken; only the user can fix it. Stalled=True."""
-
-    def __init__(self, reason: str, message: str, *, phase: Phase = "Failed") -> None:
-        super().__init__(message)
-        self.reason, self.message, self.phase = reason, message, phase
 
 
 @dataclass(frozen=True)
@@ -220,6 +199,26 @@ def _status_model(reconciler: ManagedReconciler[Any]) -> type[BaseStatus]:
     return annotation
 
 
+@dataclass
+class Pass:
+    """One reconcile pass under way: the status it builds and when to look next."""
+
+    reconciler: ManagedReconciler[Any]
+    key: ObjectKey
+    uid: str
+    generation: int
+    status: BaseStatus
+    delay: float
+    result: str = "ok"
+
+    def reconciling(self, reason: str, message: str, phase: Phase | None = None) -> None:
+        self.status.conditions = mark_reconciling(
+            self.status.conditions, reason, message, observed_generation=self.generation
+        )
+        if phase is not None:
+            self.status.phase = phase
+
+
 class Driver:
     """Runs reconcilers against object bodies: the part every kind shares."""
 
@@ -231,131 +230,129 @@ class Driver:
         started = time.monotonic()
         meta = body["metadata"]
         key = ObjectKey(str(body["kind"]), str(meta["namespace"]), str(meta["name"]))
-        uid = str(meta["uid"])
-        audit.begin(audit.ObjectRef(key.kind, key.namespace, key.name, uid))
-        generation = int(meta.get("generation") or 0)
-        status_model = _status_model(reconciler)
-        old_status = _parse_status(status_model, body)
-        status = old_status.model_copy(deep=True)
-        config = self.runtime.config
-        delay = config.poll_interval
-        result = "ok"
+        audit.begin(audit.ObjectRef(key.kind, key.namespace, key.name, str(meta["uid"])))
+        old_status = _parse_status(_status_model(reconciler), body)
+        pass_ = Pass(
+            reconciler,
+            key,
+            str(meta["uid"]),
+            int(meta.get("generation") or 0),
+            old_status.model_copy(deep=True),
+            self.runtime.config.poll_interval,
+        )
         try:
-            obj = reconciler.parse(body)
-            api = await self.runtime.connect(key.namespace, reconciler.credentials_ref(obj), reconciler.region(obj))
-            ctx: Context[Any] = Context(obj, body, self.runtime, api)
-            observation = await reconciler.observe(ctx)
-            if not observation.exists and observation.failed:
-                raise Blocked(observation.reason, observation.message)
-            if not observation.exists:
-                if not reconciler.can_create(ctx):
-                    raise Blocked(
-                        observation.reason or "NotFound", observation.message or "the resource does not exist"
-                    )
-                await self._mark_create_pending(reconciler, ctx)
-                created = await reconciler.create(ctx)
-                crash_point("create", reconciler.kind)
-                logger.info("%s %s/%s: requested %s", key.kind, key.namespace, key.name, _describe(created))
-                status = status.model_copy(update=created)
-                delay = config.progress_interval
-                if reconciler.observe_after_create:
-                    # Found by its UID tag: the first status write already says what the cloud says.
-                    observation = await reconciler.observe(ctx)
-            if not observation.exists:
-                status.conditions = mark_reconciling(
-                    status.conditions,
-                    "Creating",
-                    f"{reconciler.kind} is being created in the cloud",
-                    observed_generation=generation,
-                )
-                status.phase = reconciler.creating_phase
-            else:
-                await self._hold_finalizer(reconciler, ctx)
-                # What the cloud says is recorded even when the resource failed (its id, its state).
-                status = status.model_copy(update=observation.status)
-                status.cloud_state = observation.cloud_state
-                for extra in observation.conditions:
-                    status.conditions = set_condition(
-                        status.conditions,
-                        extra.type,
-                        extra.status,
-                        extra.reason,
-                        extra.message,
-                        observed_generation=generation,
-                    )
-                if observation.failed:
-                    raise Blocked(observation.reason, observation.message)
-                if not observation.up_to_date:
-                    changed = await reconciler.update(ctx, observation)
-                    if changed:
-                        status = status.model_copy(update=changed)
-                if observation.ready and observation.up_to_date:
-                    status.conditions = mark_ready(
-                        status.conditions,
-                        "Available",
-                        observation.message or f"{reconciler.kind} is ready",
-                        observed_generation=generation,
-                    )
-                    status.phase = observation.phase or reconciler.ready_phase
-                else:
-                    reason = observation.reason or ("Updating" if not observation.up_to_date else "Progressing")
-                    status.conditions = mark_reconciling(
-                        status.conditions, reason, observation.message, observed_generation=generation
-                    )
-                    status.phase = observation.phase or status.phase or reconciler.creating_phase
-                    delay = config.progress_interval
-                if observation.requeue_after is not None and observation.requeue_after < 1.5 * delay:
-                    # Exactly then: a regular poll is aligned to its grid and may end half an interval later.
-                    delay = max(observation.requeue_after, 0.0)
-            self.runtime.attempts.pop(uid, None)
+            await self._run(pass_, body)
+            self.runtime.attempts.pop(pass_.uid, None)
         except Waiting as waiting:
-            status.conditions = mark_reconciling(
-                status.conditions, waiting.reason, waiting.message, observed_generation=generation
-            )
-            status.phase = waiting.phase
+            pass_.reconciling(waiting.reason, waiting.message, waiting.phase)
             if waiting.on is not None:
                 self.runtime.wakeups.wait_for(waiting.on, key)
-            delay = config.progress_interval if waiting.delay is None else waiting.delay
-            result = "waiting"
+            pass_.delay = self.runtime.config.progress_interval if waiting.delay is None else waiting.delay
+            pass_.result = "waiting"
         except Blocked as blocked:
-            status.conditions = mark_stalled(
-                status.conditions, blocked.reason, blocked.message, observed_generation=generation
-            )
-            status.phase = blocked.phase
-            delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
-            result = "stalled"
+            self._stalled(pass_, blocked.reason, blocked.message, blocked.phase)
         except pydantic.ValidationError as invalid:
             message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
-            status.conditions = mark_stalled(status.conditions, "InvalidSpec", message, observed_generation=generation)
-            status.phase = "Failed"
-            delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
-            result = "stalled"
+            self._stalled(pass_, "InvalidSpec", message, "Failed")
         except (Conflict, NotFound):
             # The object changed or went under us (a watch event is on its way): look again shortly.
             # Nothing was judged for this generation: keep observedGeneration, or kstatus reads the old
             # conditions (or none at all) as Current.
-            generation = old_status.observed_generation or 0
-            delay = min(1.0, config.progress_interval)
-            result = "conflict"
+            pass_.generation = old_status.observed_generation or 0
+            pass_.delay = min(1.0, self.runtime.config.progress_interval)
+            pass_.result = "conflict"
         except CloudError as error:
             if error.transient:
-                status.conditions = mark_reconciling(
-                    status.conditions, error.reason, str(error), observed_generation=generation
-                )
-                delay = self._retry_delay(uid, 1.0, config.transient_backoff_cap)
-                result = "transient_error"
+                pass_.reconciling(error.reason, str(error))
+                pass_.delay = self._retry_delay(pass_.uid, 1.0, self.runtime.config.transient_backoff_cap)
+                pass_.result = "transient_error"
             else:
-                status.conditions = mark_stalled(
-                    status.conditions, error.reason, str(error), observed_generation=generation
-                )
-                status.phase = "Failed"
-                delay = self._retry_delay(uid, config.stalled_interval, config.stalled_interval_max)
-                result = "stalled"
-        status.observed_generation = generation
-        await self._write_status(reconciler, body, old_status, status)
-        metrics.reconciles_total.labels(reconciler.kind, result).inc()
+                self._stalled(pass_, error.reason, str(error), "Failed")
+        pass_.status.observed_generation = pass_.generation
+        await self._write_status(reconciler, body, old_status, pass_.status)
+        metrics.reconciles_total.labels(reconciler.kind, pass_.result).inc()
         metrics.reconcile_duration_seconds.labels(reconciler.kind).observe(time.monotonic() - started)
-        return delay
+        return pass_.delay
+
+    async def _run(self, pass_: Pass, body: Mapping[str, Any]) -> None:
+        """Observe; create when missing; then record what the cloud says and act on it."""
+        reconciler = pass_.reconciler
+        obj = reconciler.parse(body)
+        api = await self.runtime.connect(pass_.key.namespace, reconciler.credentials_ref(obj), reconciler.region(obj))
+        ctx: Context[Any] = Context(obj, body, self.runtime, api)
+        observation = await reconciler.observe(ctx)
+        if not observation.exists:
+            observation = await self._create(pass_, ctx, observation)
+        if observation.exists:
+            await self._hold_finalizer(reconciler, ctx)
+            await self._apply(pass_, ctx, observation)
+        else:
+            pass_.reconciling("Creating", f"{reconciler.kind} is being created in the cloud", reconciler.creating_phase)
+
+    async def _create(self, pass_: Pass, ctx: Context[Any], observation: Observation) -> Observation:
+        """Create the missing resource, crash-safely; the observation to record for it."""
+        reconciler = pass_.reconciler
+        if observation.failed:
+            raise Blocked(observation.reason, observation.message)
+        if not reconciler.can_create(ctx):
+            raise Blocked(observation.reason or "NotFound", observation.message or "the resource does not exist")
+        await self._mark_create_pending(reconciler, ctx)
+        created = await reconciler.create(ctx)
+        crash_point("create", reconciler.kind)
+        logger.info("%s %s/%s: requested %s", *pass_.key, _describe(created))
+        pass_.status = pass_.status.model_copy(update=created)
+        pass_.delay = self.runtime.config.progress_interval
+        if reconciler.observe_after_create:
+            # Found by its UID tag: the first status write already says what the cloud says.
+            return await reconciler.observe(ctx)
+        return observation
+
+    async def _apply(self, pass_: Pass, ctx: Context[Any], observation: Observation) -> None:
+        """Record an existing resource's state, update it when it differs from the spec, judge readiness."""
+        reconciler = pass_.reconciler
+        # What the cloud says is recorded even when the resource failed (its id, its state).
+        pass_.status = pass_.status.model_copy(update=observation.status)
+        pass_.status.cloud_state = observation.cloud_state
+        for extra in observation.conditions:
+            pass_.status.conditions = set_condition(
+                pass_.status.conditions,
+                extra.type,
+                extra.status,
+                extra.reason,
+                extra.message,
+                observed_generation=pass_.generation,
+            )
+        if observation.failed:
+            raise Blocked(observation.reason, observation.message)
+        if not observation.up_to_date:
+            changed = await reconciler.update(ctx, observation)
+            if changed:
+                pass_.status = pass_.status.model_copy(update=changed)
+        if observation.ready and observation.up_to_date:
+            pass_.status.conditions = mark_ready(
+                pass_.status.conditions,
+                "Available",
+                observation.message or f"{reconciler.kind} is ready",
+                observed_generation=pass_.generation,
+            )
+            pass_.status.phase = observation.phase or reconciler.ready_phase
+        else:
+            reason = observation.reason or ("Updating" if not observation.up_to_date else "Progressing")
+            phase = observation.phase or pass_.status.phase or reconciler.creating_phase
+            pass_.reconciling(reason, observation.message, phase)
+            pass_.delay = self.runtime.config.progress_interval
+        if observation.requeue_after is not None and observation.requeue_after < 1.5 * pass_.delay:
+            # Exactly then: a regular poll is aligned to its grid and may end half an interval later.
+            pass_.delay = max(observation.requeue_after, 0.0)
+
+    def _stalled(self, pass_: Pass, reason: str, message: str, phase: Phase) -> None:
+        pass_.status.conditions = mark_stalled(
+            pass_.status.conditions, reason, message, observed_generation=pass_.generation
+        )
+        pass_.status.phase = phase
+        config = self.runtime.config
+        pass_.delay = self._retry_delay(pass_.uid, config.stalled_interval, config.stalled_interval_max)
+        pass_.result = "stalled"
 
     async def finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
         """Delete the cloud side per deletionPolicy; returns Waiting while that is not finished."""

@@ -37,7 +37,7 @@ from cvm_operator.reconcilers.base import (
     Observation,
     Waiting,
 )
-from cvm_operator.reconcilers.runtime import ObjectKey
+from cvm_operator.reconcilers.outcomes import ObjectKey
 
 # Re-exported: the tag helpers lived here before they were shared with the Instance reconciler.
 from cvm_operator.reconcilers.tags import tag_changes, tags_condition, with_uid_tag

@@ -28,7 +28,8 @@ from cvm_operator.cloud.resources import (
     SHARED_IMAGE,
 )
 from cvm_operator.reconcilers.base import Blocked, Context, ManagedReconciler, Observation, Waiting
-from cvm_operator.reconcilers.runtime import ObjectKey, Runtime
+from cvm_operator.reconcilers.outcomes import ObjectKey
+from cvm_operator.reconcilers.runtime import Runtime
 
 IMAGE_KIND = "Image"
 FALLBACK_REGION = "ap-guangzhou"

@@ -42,7 +42,7 @@ from cvm_operator.reconcilers.base import (
     Observation,
     Waiting,
 )
-from cvm_operator.reconcilers.runtime import ObjectKey
+from cvm_operator.reconcilers.outcomes import ObjectKey
 from cvm_operator.reconcilers.tags import TagChanges, tag_changes, tags_condition, with_uid_tag
 
 IMAGE_UP_TO_DATE = "ImageUpToDate"

@@ -7,24 +7,19 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from cvm_operator import metrics
 from cvm_operator.api import SecretReference
 from cvm_operator.cloud import AnyCredentials, CloudPool, CredentialsError, CvmApi, audit, credentials_from_secret_data
 from cvm_operator.config import OperatorConfig
 from cvm_operator.kube import Forbidden, KubeClient
+from cvm_operator.reconcilers.outcomes import Blocked, ObjectKey
 from cvm_operator.tenancy import NamespaceGate, no_credentials_message, secret_forbidden_message
 
 logger = logging.getLogger(__name__)
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
-
-
-class ObjectKey(NamedTuple):
-    kind: str
-    namespace: str
-    name: str
 
 
 class Wakeups:
@@ -116,8 +111,6 @@ class Runtime:
     async def secret_data(self, namespace: str, name: str, field: str) -> dict[str, str] | None:
         """A Secret an object names in ``field``; None when missing; Stalled SecretForbidden (with the
         RBAC grant to make) when the operator may not read it in that namespace."""
-        from cvm_operator.reconcilers.base import Blocked
-
         try:
             return await self.kube.secret_data(namespace, name)
         except Forbidden as error:
@@ -125,8 +118,6 @@ class Runtime:
 
     async def default_credentials(self, namespace: str) -> AnyCredentials:
         """The operator's own account, for namespaces allowed to use it."""
-        from cvm_operator.reconcilers.base import Blocked
-
         default = self.config.default_credentials
         if default is None:
             raise Blocked(
@@ -144,8 +135,6 @@ class Runtime:
         return default
 
     async def credentials(self, namespace: str, ref: SecretReference | None) -> AnyCredentials:
-        from cvm_operator.reconcilers.base import Blocked
-
         if ref is None:
             return await self.default_credentials(namespace)
         data = await self.secret_data(namespace, ref.name, "spec.credentialsSecretRef")

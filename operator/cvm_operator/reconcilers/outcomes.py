@@ -1,0 +1,43 @@
+"""How a pass ends when the object cannot be judged ready yet: it waits, or only its user can unblock it.
+
+Free of everything else in the operator, so that the runtime (credentials) and every reconciler can
+raise them without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from cvm_operator.api import Phase
+
+
+class ObjectKey(NamedTuple):
+    kind: str
+    namespace: str
+    name: str
+
+
+class Waiting(Exception):
+    """Not an error: the object waits for something (another object, a cloud state). Reconciling=True."""
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        on: ObjectKey | None = None,
+        phase: Phase = "Pending",
+        delay: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.on, self.phase = reason, message, on, phase
+        self.delay = delay
+        """Seconds until the next look; None is the progress interval."""
+
+
+class Blocked(Exception):
+    """A rule the schema cannot see is broken; only the user can fix it. Stalled=True."""
+
+    def __init__(self, reason: str, message: str, *, phase: Phase = "Failed") -> None:
+        super().__init__(message)
+        self.reason, self.message, self.phase = reason, message, phase
