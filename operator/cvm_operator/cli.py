@@ -81,7 +81,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(arguments))
+    command = _command_of(arguments)
+    if command == "run":
+        from .memprofile import install_from_environment
+
+        install_from_environment()  # before the heavy imports, so that they are traced too
+    parser = build_parser(command)
     args = parser.parse_args(arguments)
     handler: Handler = args.handler
     return handler(args)
