@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ship.conftest import OPERATOR_NAMESPACE, SERVICE_ACCOUNT
+from tests.ship.test_tenant import tenant_dir
 from tests.support.emulator import sdk_client
 from tests.support.kube import kubectl
 from tests.support.operator import Objects, free_port, wait_for
@@ -108,9 +109,15 @@ def positive(samples: dict[str, list[Any]], name: str, **labels: str) -> list[An
 @pytest.mark.operator
 @pytest.mark.timeout(300)
 def test_image_and_instance_lifecycle_under_the_service_account(
-    sa_operator: ServiceAccountOperator, emulator: Any, k8s_api: kubernetes.client.ApiClient, namespace: str
+    sa_operator: ServiceAccountOperator,
+    emulator: Any,
+    k8s_api: kubernetes.client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
     objects = Objects(k8s_api, namespace)
+    # The namespace lets the operator read its Secrets (the login password).
+    kubectl("apply", "-k", str(tenant_dir(tmp_path, namespace)))
     objects.core.create_namespaced_secret(
         namespace,
         kubernetes.client.V1Secret(
