@@ -45,7 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = ROOT / "manifests" / "samples"
 CRDS_DIR = ROOT / "crds"
 GROUP, VERSION = "cvm.operator.dev", "v1alpha1"
-KINDS = (("Image", "images"), ("ImageShare", "imageshares"), ("ImageCopy", "imagecopies"), ("Instance", "instances"))
+KINDS = (
+    ("Image", "images"),
+    ("ImageShare", "imageshares"),
+    ("ImageCopy", "imagecopies"),
+    ("Instance", "instances"),
+    ("ImageSchedule", "imageschedules"),
+)
 DEMO_NAMESPACE = "cvm-demo"
 # The import sample points here; the port is fixed because the sample is plain YAML.
 DISK_SERVER_PORT = 8099
@@ -309,6 +315,8 @@ def cloud_id(kind: str, status: Mapping[str, Any]) -> str:
     if kind == "ImageCopy":
         copies = [str(copy.get("imageId")) for copy in status.get("copies") or [] if copy.get("imageId")]
         return ",".join(copies)
+    if kind == "ImageSchedule":
+        return str((status.get("latestImage") or {}).get("imageId") or "")
     return str(status.get("imageId") or "")
 
 

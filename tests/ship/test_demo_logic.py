@@ -102,6 +102,8 @@ def test_cloud_ids_per_kind() -> None:
         image("c", {"sourceImageId": "img-0", "copies": [{"imageId": "img-a"}, {"region": "x"}, {"imageId": "img-b"}]}),
     )
     assert (instance.cloud_id, copies.cloud_id) == ("ins-1", "img-a,img-b")
+    schedule = demo.row_of("ImageSchedule", image("s", {"latestImage": {"name": "s-1", "imageId": "img-s"}}))
+    assert schedule.cloud_id == "img-s"
 
 
 def test_all_ready_needs_every_expected_object() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvm_operator.api import IMAGE_COPIES, IMAGE_SHARES, IMAGES, INSTANCES
+from cvm_operator.api import IMAGE_COPIES, IMAGE_SCHEDULES, IMAGE_SHARES, IMAGES, INSTANCES
 from cvm_operator.reconcilers.base import ManagedReconciler
 from cvm_operator.reconcilers.image import ImageReconciler
 from cvm_operator.reconcilers.imagecopy import ImageCopyReconciler
+from cvm_operator.reconcilers.imageschedule import ImageScheduleReconciler
 from cvm_operator.reconcilers.imageshare import ImageShareReconciler
 from cvm_operator.reconcilers.instance import InstanceReconciler
 
@@ -16,4 +17,5 @@ RECONCILERS: dict[str, type[ManagedReconciler[Any]]] = {
     INSTANCES: InstanceReconciler,
     IMAGE_SHARES: ImageShareReconciler,
     IMAGE_COPIES: ImageCopyReconciler,
+    IMAGE_SCHEDULES: ImageScheduleReconciler,
 }
