@@ -12,11 +12,11 @@ from urllib.parse import urlparse
 from .catalogue import MARKET_IMAGE, PRIVATE_IMAGE, PUBLIC_IMAGE, SHARED_IMAGE
 from .clock import progress_percent
 from .context import Call, Emulator, iso_time
-from .errors import ApiError
+from .errors import ApiError, invalid_state_code
 from .filters import MAX_IDS, build_where, exact, fuzzy, paging, parse_filters
+from .ids import IMAGE_ID_RE, INSTANCE_ID_RE
 from .store import random_suffix
 
-IMAGE_ID_RE = re.compile(r"^img-[a-z0-9]{8}$")
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 MAX_NAME = 60
 MAX_DESCRIPTION = 256
@@ -350,8 +350,6 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
 
 
 def _instance_for_image(emu: Emulator, call: Call, instance_id: str) -> sqlite3.Row:
-    from .instances import INSTANCE_ID_RE  # local import: instances imports this module
-
     if not INSTANCE_ID_RE.match(instance_id):
         raise ApiError("InvalidInstanceId.Malformed", f"The instance id `{instance_id}` is malformed.")
     row: sqlite3.Row | None = emu.store.conn.execute(
@@ -364,8 +362,6 @@ def _instance_for_image(emu: Emulator, call: Call, instance_id: str) -> sqlite3.
 
 
 def create_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    from .errors import invalid_state_code
-
     name = params["ImageName"]
     check_name(name)
     description = params.get("ImageDescription") or ""

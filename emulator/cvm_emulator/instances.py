@@ -14,11 +14,10 @@ from typing import Any
 from .context import Call, Emulator, iso_time
 from .errors import ApiError, invalid_state_code
 from .filters import MAX_IDS, build_where, exact, fuzzy, paging, parse_filters
+from .ids import INSTANCE_ID_RE, KEY_ID_RE
 from .images import parse_tags, usable_image
 from .store import random_suffix
 
-INSTANCE_ID_RE = re.compile(r"^ins-[a-z0-9]{8}$")
-KEY_ID_RE = re.compile(r"^skey-[a-z0-9]{8}$")
 LINUX_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,58}[A-Za-z0-9])?$")
 WINDOWS_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9-]{2,15}$")
 NAME_PATTERN_RE = re.compile(r"\{R:(\d+)(?:,F:(\d+))?\}")

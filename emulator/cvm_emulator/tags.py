@@ -16,8 +16,8 @@ from typing import Any
 
 from .context import Call, Emulator
 from .errors import ApiError
-from .images import IMAGE_ID_RE, MAX_TAGS
-from .instances import INSTANCE_ID_RE
+from .ids import IMAGE_ID_RE, INSTANCE_ID_RE
+from .images import MAX_TAGS
 
 API_VERSION = "2018-08-13"
 SERVICE = "tag"
