@@ -91,7 +91,8 @@ def test_generated_schemas_are_structural_and_fully_described() -> None:
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         for path, node in _walk(schema, crd["spec"]["names"]["kind"]):
             assert not forbidden & set(node), f"{path}: {forbidden & set(node)}"
-            assert "type" in node or path.endswith(".metadata"), f"{path}: no type"
+            int_or_string = node.get("x-kubernetes-int-or-string") is True
+            assert "type" in node or int_or_string or path.endswith(".metadata"), f"{path}: no type"
             assert node.get("default", "") is not None, f"{path}: null default"
             if node.get("additionalProperties") is False:
                 raise AssertionError(f"{path}: additionalProperties false is not structural")
@@ -114,7 +115,15 @@ def test_a_field_without_description_is_refused() -> None:
 
 def test_crd_metadata() -> None:
     crds = {crd["spec"]["names"]["kind"]: crd for crd in custom_resource_definitions()}
-    assert set(crds) == {"Image", "ImageShare", "ImageCopy", "Instance", "ImageSchedule"}
+    assert set(crds) == {"Image", "ImageShare", "ImageCopy", "Instance", "ImageSchedule", "InstanceSet"}
+    fleet = crds.pop("InstanceSet")["spec"]["versions"][0]
+    assert fleet["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    fleet_columns = [column["name"] for column in fleet["additionalPrinterColumns"] if not column.get("priority")]
+    assert fleet_columns == ["Desired", "Ready", "Up-To-Date", "Image", "Age"]
     for crd in crds.values():
         spec = crd["spec"]
         assert spec["group"] == "cvm.operator.dev" and spec["scope"] == "Namespaced"

@@ -50,6 +50,7 @@ def test_base_has_every_part(controlplane: Any) -> None:
         "imageschedules.cvm.operator.dev",
         "imageshares.cvm.operator.dev",
         "instances.cvm.operator.dev",
+        "instancesets.cvm.operator.dev",
     ]
     for item in objects:
         cluster_scoped = (

@@ -9,7 +9,7 @@ import pytest
 from tests.ship.conftest import SERVICE_ACCOUNT_USER
 from tests.support.kube import kubectl
 
-KINDS = ("images", "imageshares", "imagecopies", "instances", "imageschedules")
+KINDS = ("images", "imageshares", "imagecopies", "instances", "imageschedules", "instancesets")
 GROUP = "cvm.operator.dev"
 
 ALLOWED = [
@@ -20,6 +20,8 @@ ALLOWED = [
     ("create", f"imagecopies.{GROUP}", None),  # an ImageSchedule copies and shares its images
     ("create", f"imageshares.{GROUP}", None),
     ("delete", f"imageshares.{GROUP}", None),  # an Image being deleted removes the shares it owns
+    ("create", f"instances.{GROUP}", None),  # an InstanceSet makes and removes its replicas
+    ("delete", f"instances.{GROUP}", None),
     ("get", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
@@ -50,8 +52,10 @@ DENIED = [
     ("create", "clusterroles.rbac.authorization.k8s.io", None),
     ("create", "rolebindings.rbac.authorization.k8s.io", None),
     ("create", "leases.coordination.k8s.io", None),
-    # Its own kinds: it never creates or deletes what users own, except the objects of ImageCopy and ImageSchedule.
-    *[(verb, f"{kind}.{GROUP}", None) for kind in ("instances", "imageschedules") for verb in ("create", "delete")],
+    # Its own kinds: it never creates or deletes what users own, except the objects of ImageCopy, ImageSchedule
+    # and InstanceSet.
+    *[(verb, f"{kind}.{GROUP}", None) for kind in ("imageschedules", "instancesets") for verb in ("create", "delete")],
+    ("update", f"instancesets.{GROUP}", "scale"),
     ("delete", f"imagecopies.{GROUP}", None),
     ("update", f"images.{GROUP}", "status"),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", None),

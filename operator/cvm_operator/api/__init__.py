@@ -55,11 +55,21 @@ from .imageschedule import (
 )
 from .imageshare import ImageShare, ImageShareSpec, ImageShareStatus
 from .instance import Instance, InstanceSpec, InstanceStatus, LoginSettings, SystemDisk
+from .instanceset import (
+    SET_LABEL,
+    InstanceSet,
+    InstanceSetSpec,
+    InstanceSetStatus,
+    InstanceTemplate,
+    InstanceTemplateSpec,
+    UpdateStrategy,
+)
 from .kinds import (
     IMAGE_COPIES,
     IMAGE_SCHEDULES,
     IMAGE_SHARES,
     IMAGES,
+    INSTANCE_SETS,
     INSTANCES,
     KINDS,
     KINDS_BY_NAME,
@@ -71,6 +81,7 @@ from .kinds import (
     parse_image_schedule,
     parse_image_share,
     parse_instance,
+    parse_instance_set,
     parse_object,
 )
 
@@ -84,11 +95,13 @@ __all__ = [
     "IMAGE_SHARES",
     "IMAGE_TYPE_FROM_CLOUD",
     "INSTANCES",
+    "INSTANCE_SETS",
     "KINDS",
     "KINDS_BY_NAME",
     "KINDS_BY_PLURAL",
     "READY",
     "RECONCILING",
+    "SET_LABEL",
     "STALLED",
     "VERSION",
     "BaseStatus",
@@ -117,8 +130,13 @@ __all__ = [
     "ImageTemplateSpec",
     "ImageType",
     "Instance",
+    "InstanceSet",
+    "InstanceSetSpec",
+    "InstanceSetStatus",
     "InstanceSpec",
     "InstanceStatus",
+    "InstanceTemplate",
+    "InstanceTemplateSpec",
     "KindInfo",
     "LocalObjectReference",
     "LoginSettings",
@@ -129,6 +147,7 @@ __all__ = [
     "SecretKeyReference",
     "SecretReference",
     "SystemDisk",
+    "UpdateStrategy",
     "check_update",
     "get_condition",
     "is_true",
@@ -140,6 +159,7 @@ __all__ = [
     "parse_image_schedule",
     "parse_image_share",
     "parse_instance",
+    "parse_instance_set",
     "parse_object",
     "remove_condition",
     "set_condition",

@@ -35,6 +35,7 @@ _SCALAR_KEYS = (
     "maxProperties",
 )
 _KUBERNETES_KEYS = (
+    "x-kubernetes-int-or-string",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
     "x-kubernetes-map-type",
@@ -94,7 +95,7 @@ def structural_schema(node: Mapping[str, Any], defs: Mapping[str, Any], path: st
     for key in _SCALAR_KEYS:
         if key in resolved:
             out[key] = resolved[key]
-    if "type" not in out:
+    if "type" not in out and not resolved.get("x-kubernetes-int-or-string"):
         raise SchemaError(f"{path or '<root>'}: no type")
     if "items" in resolved:
         out["items"] = structural_schema(resolved["items"], defs, f"{path}[]")
@@ -165,6 +166,15 @@ _SELECTABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "ImageCopy": (".spec.sourceRef.name",),
     "Instance": (".spec.region", ".spec.imageRef.name"),
     "ImageSchedule": (".spec.region",),
+    "InstanceSet": (".spec.region",),
+}
+# The scale subresource (kubectl scale, autoscalers) of kinds that have replicas.
+_SCALE: dict[str, dict[str, str]] = {
+    "InstanceSet": {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    },
 }
 
 
@@ -180,6 +190,8 @@ def custom_resource_definition(info: KindInfo) -> dict[str, Any]:
     }
     if not version["selectableFields"]:
         del version["selectableFields"]
+    if info.kind in _SCALE:
+        version["subresources"]["scale"] = dict(_SCALE[info.kind])
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -14,12 +14,14 @@ from .imagecopy import ImageCopy, ImageCopySpec, ImageCopyStatus, check_image_co
 from .imageschedule import ImageSchedule, ImageScheduleSpec, ImageScheduleStatus, check_image_schedule_update
 from .imageshare import ImageShare, ImageShareSpec, ImageShareStatus, check_image_share_update
 from .instance import Instance, InstanceSpec, InstanceStatus, check_instance_update
+from .instanceset import InstanceSet, InstanceSetSpec, InstanceSetStatus, check_instance_set_update
 
 IMAGES = "images"
 IMAGE_SHARES = "imageshares"
 IMAGE_COPIES = "imagecopies"
 INSTANCES = "instances"
 IMAGE_SCHEDULES = "imageschedules"
+INSTANCE_SETS = "instancesets"
 
 READY_COLUMN = {
     "name": "Ready",
@@ -151,6 +153,23 @@ KINDS: tuple[KindInfo, ...] = (
             AGE_COLUMN,
         ),
     ),
+    KindInfo(
+        kind="InstanceSet",
+        plural=INSTANCE_SETS,
+        short_names=("cvmset",),
+        model=InstanceSet,
+        spec_model=InstanceSetSpec,
+        status_model=InstanceSetStatus,
+        printer_columns=(
+            _column("Desired", ".spec.replicas", "Replicas asked for.", type_="integer"),
+            _column("Ready", ".status.readyReplicas", "Replicas whose Instance is Ready.", type_="integer"),
+            _column("Up-To-Date", ".status.updatedReplicas", "Replicas Ready on the desired image.", type_="integer"),
+            _column("Image", ".status.updateImageId", "Image the replicas are rolled onto."),
+            _column("Available", ".status.availableReplicas", "Available replicas.", type_="integer", priority=1),
+            _column("Region", ".spec.region", "Region.", priority=1),
+            AGE_COLUMN,
+        ),
+    ),
 )
 
 KINDS_BY_NAME: dict[str, KindInfo] = {info.kind: info for info in KINDS}
@@ -184,6 +203,10 @@ def parse_image_schedule(body: Mapping[str, Any]) -> ImageSchedule:
     return _parse(ImageSchedule, body)
 
 
+def parse_instance_set(body: Mapping[str, Any]) -> InstanceSet:
+    return _parse(InstanceSet, body)
+
+
 def parse_object(body: Mapping[str, Any]) -> WireModel:
     """Parse a body of any of the kinds, chosen by its `kind`."""
     kind = body.get("kind")
@@ -205,4 +228,6 @@ def check_update(old: WireModel, new: WireModel) -> list[str]:
         return check_instance_update(old.spec, new.spec)
     if isinstance(old, ImageSchedule) and isinstance(new, ImageSchedule):
         return check_image_schedule_update(old.spec, new.spec)
+    if isinstance(old, InstanceSet) and isinstance(new, InstanceSet):
+        return check_instance_set_update(old.spec, new.spec)
     raise ValueError(f"kind: cannot compare {type(old).__name__} with {type(new).__name__}")
