@@ -1,10 +1,11 @@
 """Health as Flux, kpt and Config Sync judge it: cli-utils' kstatus for every kind in every state it reaches.
 
-Each test drives one kind through its states with the real operator and asserts the library's verdict
+The tests drive each kind through its states with the real operator and assert the library's verdict
 on the exact body that shows the state: Ready → Current, waiting or working → InProgress, Stalled →
-Failed, deleting with the finalizer held → Terminating, and a spec change the operator has not seen
-yet → InProgress. A watch records every version written meanwhile, and the library must agree with
-what the object's own fields say on each of them, so a version that looks healthy too early fails.
+Failed, deleting with the finalizer held → Terminating, and a spec change or a new object the operator
+has not seen yet → InProgress. A watch records every version written meanwhile, and the library must
+agree with what the object's own fields say on each of them, so a version that looks healthy too early
+fails.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def deleted_unobserved(objects: Objects, plural: str, name: str) -> None:
     judged(body, TERMINATING)
 
 
-def kinds_seen(judgements: list[tuple[dict[str, Any], KStatus]], kind: str) -> set[str]:
+def statuses_seen(judgements: list[tuple[dict[str, Any], KStatus]], kind: str) -> set[str]:
     return {result.status for body, result in judgements if body["kind"] == kind}
 
 
@@ -136,7 +137,7 @@ def test_image_kstatus(
     operator_factory([namespace])
     objects.wait_gone("images", "fresh")
 
-    seen = kinds_seen(history.check(), "Image")
+    seen = statuses_seen(history.check(), "Image")
     assert seen == {CURRENT, IN_PROGRESS, FAILED, TERMINATING}, seen
 
 
@@ -172,7 +173,7 @@ def test_instance_kstatus(
     objects.wait_gone("instances", "web")
     objects.wait_gone("instances", "victim")
 
-    seen = kinds_seen(history.check(), "Instance")
+    seen = statuses_seen(history.check(), "Instance")
     assert seen == {CURRENT, IN_PROGRESS, FAILED, TERMINATING}, seen
 
 
@@ -220,7 +221,7 @@ def test_imageshare_and_imagecopy_kstatus(
 
     judgements = history.check()
     for kind in ("ImageShare", "ImageCopy"):
-        seen = kinds_seen(judgements, kind)
+        seen = statuses_seen(judgements, kind)
         assert seen == {CURRENT, IN_PROGRESS, FAILED, TERMINATING}, (kind, seen)
 
 
