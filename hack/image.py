@@ -617,6 +617,11 @@ def ensure_base() -> str:
             return tag
         log(f"the base has {len(updates)} pending package updates; making it again")
     build_base(tag)
+    for other in podman("images", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY, capture=True).stdout.split():
+        old = tagged_id(other)
+        if other != tag and old:  # an earlier recipe's base: gone now, or with the last image that uses it
+            podman("untag", other, capture=True, check=False)
+            remove_unused(old)
     return tag
 
 
@@ -843,6 +848,53 @@ def build_image(base: str) -> None:
     if built.returncode != 0:
         sys.stderr.write(log_path.read_text(errors="replace")[-8000:])
         raise SystemExit(f"image: podman build failed ({built.returncode}); the whole log is in {log_path}")
+    # The builder stage's last layer has no tag and no child, so nothing would tell it from an old
+    # build's leftovers; a tag keeps it (and the layer cache) while the previous builds are removed.
+    for stage, leaf in enumerate(stage_leaves(log_path.read_text(errors="replace"))):
+        podman("tag", leaf, f"{STAGE_REPOSITORY}:stage-{stage}")
+
+
+STAGE_REPOSITORY = "localhost/cvm-operator"
+
+
+def stage_tags() -> list[str]:
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", STAGE_REPOSITORY, capture=True, check=False)
+    return [line for line in listed.stdout.split() if re.search(r":stage-\d+$", line)]
+
+
+def stage_leaves(build_log: str) -> list[str]:
+    """The last layer of each stage before the final one, from podman build's output."""
+    leaves: dict[int, str] = {}
+    stage, stages = 0, 0
+    for line in build_log.splitlines():
+        step = re.match(r"^\[(\d+)/(\d+)\] STEP", line)
+        if step:
+            stage, stages = int(step.group(1)), int(step.group(2))
+            continue
+        layer = re.match(r"^--> (?:Using cache )?([0-9a-f]{11,64})$", line)
+        if layer and stage:
+            leaves[stage] = layer.group(1)
+    return [leaves[n] for n in sorted(leaves) if n < stages]
+
+
+def tagged_id(reference: str) -> str | None:
+    answer = podman("image", "inspect", "--format", "{{.Id}}", reference, capture=True, check=False)
+    return answer.stdout.strip() or None if answer.returncode == 0 else None
+
+
+def remove_unused(image: str) -> None:
+    """An earlier build's image and its layers up the chain, until one is tagged or still has children."""
+    current = image
+    while current:
+        answer = podman(
+            "image", "inspect", "--format", "{{.Parent}}|{{len .RepoTags}}", current, capture=True, check=False
+        )
+        if answer.returncode != 0:
+            return
+        parent, tags = answer.stdout.strip().split("|")
+        if tags != "0" or podman("rmi", current, capture=True, check=False).returncode != 0:
+            return
+        current = parent
 
 
 def build(strict: bool = False) -> int:
@@ -856,14 +908,21 @@ def build(strict: bool = False) -> int:
         ensure_wheels()
         timer.step("wheels")
         # No network inside the build: everything it installs is in the context.
+        previous = {tag: tagged_id(tag) for tag in (IMAGE, CANDIDATE, *stage_tags())}
         build_image(base)
         timer.step("build")
         report = scan(CANDIDATE, strict=strict, report_path=OUT / "scan.json")
         timer.step("scan")
+        if not report.failed(strict):
+            podman("tag", CANDIDATE, IMAGE)
+        # Each build that changed leaves its predecessor's layers behind (the venv layer alone is
+        # 110 MB); those no tag holds any more go.
+        for tag, old in previous.items():
+            if old and old != tagged_id(tag):
+                remove_unused(old)
         if report.failed(strict):
             log(f"the scan failed: {CANDIDATE} is not tagged {IMAGE}; report in {OUT / 'scan.json'}")
             return 1
-        podman("tag", CANDIDATE, IMAGE)
         built = image_id(IMAGE)
         stamp = OUT / "archive.id"
         if not (ARCHIVE.exists() and stamp.exists() and stamp.read_text() == built):

@@ -237,3 +237,21 @@ def test_containers_conf_stays_within_the_hard_limits(image: ModuleType) -> None
     nproc = int(text.split("nproc=")[1].split(":")[0])
     assert nofile <= resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     assert nproc <= resource.getrlimit(resource.RLIMIT_NPROC)[1]
+
+
+BUILD_LOG = """\
+[1/2] STEP 1/3: FROM localhost/cvm-operator-base:bookworm-1ef1c44dde5c AS builder
+[1/2] STEP 2/3: COPY image/ image/
+--> Using cache 704fd26d0594aa2c38c4bd3cfb1f3bf8f4b5b1c6a0e6cfa2a2b3c1d4e5f60718
+--> 704fd26d059
+[1/2] STEP 3/3: RUN pip install .
+--> d7580d272e7
+[2/2] STEP 1/2: FROM localhost/cvm-operator-base:bookworm-1ef1c44dde5c
+[2/2] STEP 2/2: COPY --from=builder /opt/venv /opt/venv
+[2/2] COMMIT localhost/cvm-operator:candidate
+--> 9c1a8a002a1
+"""
+
+
+def test_the_builder_stage_leaf_is_read_from_the_build_log(image: ModuleType) -> None:
+    assert image.stage_leaves(BUILD_LOG) == ["d7580d272e7"]
