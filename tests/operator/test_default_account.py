@@ -13,7 +13,7 @@ import kubernetes
 import pytest
 
 from tests.support.emulator import EmulatorProcess
-from tests.support.operator import Objects, OperatorProcess
+from tests.support.operator import Objects, OperatorProcess, wait_for
 
 LABEL, VALUE = "cvm.operator.dev/default-account", "allowed"
 UBUNTU = "img-487zeit5"
@@ -55,8 +55,10 @@ def test_unlabelled_namespace_gets_no_credentials_and_no_cloud_call(
     assert f"kubectl label namespace {namespace} {LABEL}={VALUE}" in message
     assert "credentialsSecretRef" in message
     assert stalled["status"]["phase"] == "Failed"
-    warnings = [e for e in objects.events("ubuntu") if e.reason == "NoCredentials"]
-    assert warnings and warnings[0].type == "Warning"
+    warnings = wait_for(
+        lambda: [e for e in objects.events("ubuntu") if e.reason == "NoCredentials"], 30, "a NoCredentials Event"
+    )
+    assert warnings[0].type == "Warning"
     time.sleep(3)  # several poll intervals
     assert emulator.request_count() == calls_before, "an object without credentials reached the cloud"
 
