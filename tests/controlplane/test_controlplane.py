@@ -232,6 +232,7 @@ def test_controller_manager_collects_garbage_and_finishes_namespaces(k8s_api: ku
     owner = core.create_namespaced_config_map(
         name, kubernetes.client.V1ConfigMap(metadata=kubernetes.client.V1ObjectMeta(name="owner"))
     )
+    assert owner.metadata is not None
     reference = kubernetes.client.V1OwnerReference(
         api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid, controller=True
     )
@@ -241,7 +242,7 @@ def test_controller_manager_collects_garbage_and_finishes_namespaces(k8s_api: ku
     core.delete_namespaced_config_map("owner", name)
 
     def names() -> set[str]:
-        return {cm.metadata.name for cm in core.list_namespaced_config_map(name).items if cm.metadata}
+        return {str(cm.metadata.name) for cm in core.list_namespaced_config_map(name).items if cm.metadata}
 
     wait_for(lambda: "owned" not in names(), timeout=60)
     assert "free" in names()  # only dependents are collected
@@ -252,7 +253,7 @@ def test_controller_manager_collects_garbage_and_finishes_namespaces(k8s_api: ku
         try:
             core.read_namespace(name)
         except kubernetes.client.ApiException as error:
-            return error.status == 404
+            return bool(error.status == 404)
         return False
 
     wait_for(namespace_gone, timeout=60)

@@ -26,7 +26,7 @@ def test_namespace_deletion_cleans_the_cloud_by_deletion_policy(
         try:
             objects.core.read_namespace(namespace)
         except kubernetes.client.ApiException as error:
-            return error.status == 404
+            return bool(error.status == 404)
         return False
 
     wait_for(namespace_gone, 180, f"namespace {namespace} to finish deleting")

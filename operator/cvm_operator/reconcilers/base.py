@@ -40,7 +40,7 @@ from cvm_operator.kube import Conflict, NotFound
 from cvm_operator.reconcilers.outcomes import Blocked as Blocked
 from cvm_operator.reconcilers.outcomes import ObjectKey as ObjectKey
 from cvm_operator.reconcilers.outcomes import Waiting as Waiting
-from cvm_operator.reconcilers.runtime import Runtime
+from cvm_operator.reconcilers.runtime import Runtime, Session
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,12 @@ class Context(Generic[M]):
     obj: M
     body: Mapping[str, Any]
     runtime: Runtime
-    api: CvmApi
+    session: Session
+
+    @property
+    def api(self) -> CvmApi:
+        """The CVM client of the object's own region."""
+        return self.session.cvm()
 
     @property
     def key(self) -> ObjectKey:
@@ -154,7 +159,9 @@ class ManagedReconciler(ABC, Generic[M]):
     def parse(self, body: Mapping[str, Any]) -> M:
         return cast(M, self.model.model_validate(dict(body)))
 
-    def region(self, obj: M) -> str:
+    def region(self, obj: M) -> str | None:
+        """The object's own region: where ``ctx.api`` calls. Kinds that act in another object's region return None
+        and call ``ctx.session.cvm(region)``."""
         return str(obj.spec.region)
 
     def credentials_ref(self, obj: M) -> SecretReference | None:
@@ -278,8 +285,10 @@ class Driver:
         """Observe; create when missing; then record what the cloud says and act on it."""
         reconciler = pass_.reconciler
         obj = reconciler.parse(body)
-        api = await self.runtime.connect(pass_.key.namespace, reconciler.credentials_ref(obj), reconciler.region(obj))
-        ctx: Context[Any] = Context(obj, body, self.runtime, api)
+        session = await self.runtime.connect(
+            pass_.key.namespace, reconciler.credentials_ref(obj), reconciler.region(obj)
+        )
+        ctx: Context[Any] = Context(obj, body, self.runtime, session)
         observation = await reconciler.observe(ctx)
         if not observation.exists:
             observation = await self._create(pass_, ctx, observation)
@@ -368,10 +377,10 @@ class Driver:
             self.runtime.post(body, "Normal", "Retained", "deletionPolicy is Retain: the cloud side is left as it is")
             return None
         try:
-            api = await self.runtime.connect(
+            session = await self.runtime.connect(
                 str(meta["namespace"]), reconciler.credentials_ref(obj), reconciler.region(obj)
             )
-            ctx: Context[Any] = Context(obj, body, self.runtime, api)
+            ctx: Context[Any] = Context(obj, body, self.runtime, session)
             try:
                 observation = await reconciler.observe(ctx)
             except (Waiting, Blocked):

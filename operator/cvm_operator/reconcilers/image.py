@@ -461,12 +461,9 @@ class ImageReconciler(ManagedReconciler[Image]):
             )
         tags = tag_changes(desired_tags(ctx.obj.spec, ctx.uid), image.tags)
         if tags:
-            credentials = await ctx.runtime.credentials(ctx.key.namespace, self.credentials_ref(ctx.obj))
             # The owner's account id is part of the resource name: the image's creator.
             name = resource_name(ctx.api.region, image.creator, "image", image.image_id)
-            await ctx.runtime.pool.tags(credentials, ctx.api.region).modify_resource_tags(
-                name, tags.replace, tags.delete
-            )
+            await ctx.session.tags().modify_resource_tags(name, tags.replace, tags.delete)
 
     async def delete(self, ctx: Context[Image], observation: Observation) -> Waiting | None:
         image_id = str(observation.status.get("image_id") or "")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cvm_operator.api import API_VERSION, IMAGE_COPIES, IMAGES, ImageCopy, ImageCopyEntry, utc_now
-from cvm_operator.cloud import CloudError, CloudImage, CvmApi
+from cvm_operator.cloud import CloudError, CloudImage
 from cvm_operator.cloud.resources import (
     IMAGE_BUSY_STATES,
     IMAGE_FAILED_STATES,
@@ -178,11 +178,8 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
         # The plan of an observe that found no copy at all, for the create of the same pass.
         self._plans: dict[str, CopyPlan] = {}
 
-    def region(self, obj: ImageCopy) -> str:
-        return obj.spec.source_region or obj.status.source_region or obj.spec.destination_regions[0]
-
-    async def _api(self, ctx: Context[ImageCopy], region: str) -> CvmApi:
-        return await self.runtime.connect(ctx.key.namespace, self.credentials_ref(ctx.obj), region)
+    def region(self, obj: ImageCopy) -> str | None:
+        return None  # the source's region and each destination's, known once the source is resolved
 
     async def _source(self, ctx: Context[ImageCopy]) -> tuple[ImageTarget, CloudImage]:
         spec = ctx.obj.spec
@@ -191,7 +188,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
         else:
             assert spec.source_image_id is not None and spec.source_region is not None  # the model guarantees it
             target = ImageTarget(spec.source_image_id, spec.source_region)
-        image = await (await self._api(ctx, target.region)).describe_image(target.image_id)
+        image = await ctx.session.cvm(target.region).describe_image(target.image_id)
         if image is None:
             raise Blocked("SourceNotFound", f"source image {target.image_id} does not exist in {target.region}")
         return target, image
@@ -256,7 +253,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
         pending_since = parse_time(ctx.annotation(CREATE_PENDING))
 
         async def one(region: str) -> tuple[str, CloudImage | None]:
-            api = await self._api(ctx, region)
+            api = ctx.session.cvm(region)
             known = recorded.get(region)
             if known is not None and known.image_id:
                 image = await api.describe_image(known.image_id)
@@ -341,7 +338,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
 
     async def _sync(self, ctx: Context[ImageCopy], plan: CopyPlan) -> None:
         spec = ctx.obj.spec
-        api = await self._api(ctx, plan.source.region)
+        api = ctx.session.cvm(plan.source.region)
         synced = await api.sync_images(
             plan.source_image.image_id,
             plan.to_copy,
@@ -430,7 +427,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
             if copy.region in busy or copy.image_id is None:
                 continue
             try:
-                await (await self._api(ctx, copy.region)).delete_images([copy.image_id])
+                await ctx.session.cvm(copy.region).delete_images([copy.image_id])
             except CloudError as error:
                 problems.append(f"{copy.region}: {error.code}: {error.message}")
             else:

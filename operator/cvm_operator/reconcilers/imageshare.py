@@ -32,10 +32,6 @@ from cvm_operator.reconcilers.outcomes import ObjectKey
 from cvm_operator.reconcilers.runtime import Runtime
 
 IMAGE_KIND = "Image"
-FALLBACK_REGION = "ap-guangzhou"
-"""Region of the driver's default client when the object names no region yet. These kinds never use
-that client: they connect to the image's own region (and destination regions) themselves."""
-
 # Share errors that name a rule the user broke, mapped to the reason shown in Stalled.
 _SHARE_ERROR_REASONS = {
     "InvalidAccountId.NotFound": "AccountNotFound",
@@ -150,8 +146,8 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
     creating_phase = "Pending"
     ready_phase = "Available"
 
-    def region(self, obj: ImageShare) -> str:
-        return obj.spec.region or obj.status.region or FALLBACK_REGION
+    def region(self, obj: ImageShare) -> str | None:
+        return None  # the shared image's region, known once the target is resolved
 
     async def _target(self, ctx: Context[ImageShare]) -> ImageTarget:
         spec, status = ctx.obj.spec, ctx.obj.status
@@ -163,12 +159,9 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
         assert spec.image_id is not None and spec.region is not None  # the model guarantees one of both
         return ImageTarget(spec.image_id, spec.region)
 
-    async def _api(self, ctx: Context[ImageShare], region: str) -> CvmApi:
-        return await self.runtime.connect(ctx.key.namespace, self.credentials_ref(ctx.obj), region)
-
     async def observe(self, ctx: Context[ImageShare]) -> Observation:
         target = await self._target(ctx)
-        api = await self._api(ctx, target.region)
+        api = ctx.session.cvm(target.region)
         if deleting(ctx):
             return await self._observe_for_deletion(ctx, api, target)
         image = await api.describe_image(target.image_id)
@@ -224,7 +217,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
 
     async def update(self, ctx: Context[ImageShare], observation: Observation) -> dict[str, Any]:
         target, plan = observation.resource
-        api = await self._api(ctx, target.region)
+        api = ctx.session.cvm(target.region)
         if plan.cancel:
             await api.unshare_image(target.image_id, plan.cancel)
             self.runtime.post(ctx.body, "Normal", "Unshared", f"stopped sharing with {', '.join(plan.cancel)}")
@@ -253,7 +246,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
         held: list[str] = observation.status.get("shared_accounts") or []
         image_id = str(observation.status["image_id"])
         if held:
-            api = await self._api(ctx, str(observation.status["region"]))
+            api = ctx.session.cvm(str(observation.status["region"]))
             await api.unshare_image(image_id, held)
             self.runtime.post(ctx.body, "Normal", "Unshared", f"stopped sharing {image_id} with {', '.join(held)}")
         return Waiting("Unsharing", f"cancelled the shares of {image_id} this object made", phase="Deleting")

@@ -17,7 +17,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cvm_operator.api import Instance, InstanceSpec, Phase
+from cvm_operator.api import SET_LABEL, Instance, InstanceSpec, Phase
+from cvm_operator.api import LoginSettings as LoginSpec
 from cvm_operator.api.kinds import IMAGES, INSTANCES
 from cvm_operator.cloud import CloudError, CloudInstance, LoginSettings, SystemDisk, resource_name
 from cvm_operator.cloud.resources import (
@@ -42,7 +43,9 @@ from cvm_operator.reconcilers.base import (
     Observation,
     Waiting,
 )
+from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH
 from cvm_operator.reconcilers.outcomes import ObjectKey
+from cvm_operator.reconcilers.runtime import Runtime
 from cvm_operator.reconcilers.tags import TagChanges, tag_changes, tags_condition, with_uid_tag
 
 IMAGE_UP_TO_DATE = "ImageUpToDate"
@@ -175,8 +178,9 @@ def instance_status(instance: CloudInstance) -> dict[str, Any]:
     }
 
 
-def desired_tags(spec: InstanceSpec, uid: str) -> dict[str, str]:
-    return with_uid_tag(spec.tags, uid)
+def desired_tags(spec: InstanceSpec, uid: str, batch: str | None = None) -> dict[str, str]:
+    """spec.tags plus the UID tag; a replica launched in an InstanceSet's batch carries the batch tag instead."""
+    return {**spec.tags, BATCH_TAG: batch} if batch else with_uid_tag(spec.tags, uid)
 
 
 # States in which tags are not compared: launching (RunInstances sets them), failed or going away.
@@ -243,6 +247,29 @@ def decode_secret_value(data: dict[str, str], key: str) -> str | None:
         raise ValueError(f"key {key!r} is not base64-encoded UTF-8 text") from error
 
 
+async def login_settings(
+    runtime: Runtime, namespace: str, login: LoginSpec, field: str = "spec.loginSettings"
+) -> LoginSettings:
+    """The cloud login settings of a spec's loginSettings, reading the password Secret when it names one."""
+    if login.key_ids:
+        return LoginSettings(key_ids=tuple(login.key_ids))
+    if login.keep_image_login:
+        return LoginSettings(keep_image_login=True)
+    ref = login.password_secret_ref
+    assert ref is not None
+    data = await runtime.secret_data(namespace, ref.name, f"{field}.passwordSecretRef")
+    where = f"{field}.passwordSecretRef: Secret {ref.name!r}"
+    if data is None:
+        raise Blocked("SecretNotFound", f"{where} not found")
+    try:
+        password = decode_secret_value(data, ref.key)
+    except ValueError as error:
+        raise Blocked("InvalidSecret", f"{where}: {error}") from error
+    if password is None:
+        raise Blocked("SecretKeyNotFound", f"{where} has no key {ref.key!r}")
+    return LoginSettings(password=password)
+
+
 # ---------------------------------------------------------------- reconciler
 
 
@@ -256,13 +283,24 @@ class InstanceReconciler(ManagedReconciler[Instance]):
 
     async def observe(self, ctx: Context[Instance]) -> Observation:
         instance = await self._find(ctx)
+        batch = ctx.annotation(LAUNCH_BATCH)
+        known_id = ctx.obj.status.instance_id or ctx.annotation(ASSIGNED_INSTANCE)
         if instance is None:
-            if ctx.obj.status.instance_id:
+            if batch and not known_id:
+                # Its InstanceSet launches it with the rest of its batch and then names its instance.
+                owner = ctx.obj.metadata.labels.get(SET_LABEL, "")
+                raise Waiting(
+                    "Launching",
+                    f"waiting for InstanceSet {owner!r} to launch batch {batch}",
+                    on=ObjectKey("InstanceSet", ctx.key.namespace, owner),
+                    phase="Creating",
+                )
+            if known_id:
                 return Observation(
                     exists=False,
                     failed=True,
                     reason="NotFound",
-                    message=f"instance {ctx.obj.status.instance_id} no longer exists (terminated outside the "
+                    message=f"instance {known_id} no longer exists (terminated outside the "
                     "operator); it is not relaunched: delete this object and create it again for a new one",
                 )
             await self._desired_image(ctx, strict=True)  # waits for the Image before a launch is attempted
@@ -272,12 +310,25 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         verdict = judge_instance(
             instance, spec.run_state, desired_image, spec.reimage_policy, ctx.annotation(RESET_IMAGE_ANNOTATION)
         )
-        return observe_instance(instance, verdict, desired_image, desired_tags(spec, ctx.uid))
+        return observe_instance(instance, verdict, desired_image, desired_tags(spec, ctx.uid, batch))
 
     async def _find(self, ctx: Context[Instance]) -> CloudInstance | None:
-        """The instance this object launched: by status id, else by the UID tag (a launch whose id was lost)."""
+        """The instance this object launched: by status id, else by the UID tag (a launch whose id was lost).
+
+        A replica of an InstanceSet has the id its batch assigned it, or, while being deleted before that
+        was written, is found by the batch tag and its name (the batch may have launched it already)."""
         if ctx.obj.status.instance_id:
             return await ctx.api.describe_instance(ctx.obj.status.instance_id)
+        assigned = ctx.annotation(ASSIGNED_INSTANCE)
+        if assigned:
+            return await ctx.api.describe_instance(assigned)
+        batch = ctx.annotation(LAUNCH_BATCH)
+        if batch:
+            if ctx.obj.metadata.deletion_timestamp is None:
+                return None
+            name = ctx.obj.spec.instance_name or ctx.key.name
+            found = await ctx.api.find_instances({f"tag:{BATCH_TAG}": [batch]})
+            return next((one for one in found if one.name == name), None)
         if ctx.annotation(CREATE_PENDING) is None:
             return None  # no launch was ever attempted: nothing to search for
         found = await ctx.api.find_instances({f"tag:{UID_TAG}": [ctx.uid]})
@@ -310,24 +361,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         return image_id
 
     async def _login(self, ctx: Context[Instance]) -> LoginSettings:
-        login = ctx.obj.spec.login_settings
-        if login.key_ids:
-            return LoginSettings(key_ids=tuple(login.key_ids))
-        if login.keep_image_login:
-            return LoginSettings(keep_image_login=True)
-        ref = login.password_secret_ref
-        assert ref is not None
-        data = await ctx.runtime.secret_data(ctx.key.namespace, ref.name, "spec.loginSettings.passwordSecretRef")
-        where = f"spec.loginSettings.passwordSecretRef: Secret {ref.name!r}"
-        if data is None:
-            raise Blocked("SecretNotFound", f"{where} not found")
-        try:
-            password = decode_secret_value(data, ref.key)
-        except ValueError as error:
-            raise Blocked("InvalidSecret", f"{where}: {error}") from error
-        if password is None:
-            raise Blocked("SecretKeyNotFound", f"{where} has no key {ref.key!r}")
-        return LoginSettings(password=password)
+        return await login_settings(ctx.runtime, ctx.key.namespace, ctx.obj.spec.login_settings)
 
     async def create(self, ctx: Context[Instance]) -> dict[str, Any]:
         spec = ctx.obj.spec
@@ -360,13 +394,10 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             await self._put_back_tags(ctx, instance, planned.tags)
 
     async def _put_back_tags(self, ctx: Context[Instance], instance: CloudInstance, changes: TagChanges) -> None:
-        credentials = await ctx.runtime.credentials(ctx.key.namespace, self.credentials_ref(ctx.obj))
         # Instances do not report their owner; the account of the credentials that launched it is.
-        owner = await ctx.runtime.pool.account_id(credentials)
+        owner = await ctx.session.account_id()
         name = resource_name(ctx.api.region, owner, "instance", instance.instance_id)
-        await ctx.runtime.pool.tags(credentials, ctx.api.region).modify_resource_tags(
-            name, changes.replace, changes.delete
-        )
+        await ctx.session.tags().modify_resource_tags(name, changes.replace, changes.delete)
 
     async def _reset(self, ctx: Context[Instance], instance: CloudInstance, image_id: str) -> None:
         spec = ctx.obj.spec

@@ -7,11 +7,20 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cvm_operator import metrics
 from cvm_operator.api import SecretReference
-from cvm_operator.cloud import AnyCredentials, CloudPool, CredentialsError, CvmApi, audit, credentials_from_secret_data
+from cvm_operator.cloud import (
+    AnyCredentials,
+    CloudPool,
+    CredentialsError,
+    CvmApi,
+    TagApi,
+    audit,
+    credentials_from_secret_data,
+)
 from cvm_operator.config import OperatorConfig
 from cvm_operator.kube import Forbidden, KubeClient
 from cvm_operator.reconcilers.outcomes import Blocked, ObjectKey
@@ -90,6 +99,31 @@ def aligned_delay(delay: float, now: float, regular: Collection[float]) -> float
     return math.ceil((now + delay / 2) / delay) * delay - now
 
 
+@dataclass(frozen=True)
+class Session:
+    """The account an object acts as: its credentials, and the cloud clients of any region (the pool caches them)."""
+
+    credentials: AnyCredentials
+    pool: CloudPool
+    region: str | None = None
+    """The object's own region, where it has one."""
+
+    def cvm(self, region: str | None = None) -> CvmApi:
+        where = region or self.region
+        if where is None:
+            raise ValueError("no region: the object names none, and none was given")
+        return self.pool.api(self.credentials, where)
+
+    def tags(self, region: str | None = None) -> TagApi:
+        where = region or self.region
+        if where is None:
+            raise ValueError("no region: the object names none, and none was given")
+        return self.pool.tags(self.credentials, where)
+
+    async def account_id(self) -> str:
+        return await self.pool.account_id(self.credentials)
+
+
 class Runtime:
     def __init__(self, config: OperatorConfig, kube: KubeClient, pool: CloudPool, post: EventPoster) -> None:
         self.config = config
@@ -145,8 +179,9 @@ class Runtime:
         except CredentialsError as error:
             raise Blocked("InvalidCredentials", f"spec.credentialsSecretRef: Secret {ref.name!r}: {error}") from error
 
-    async def connect(self, namespace: str, ref: SecretReference | None, region: str) -> CvmApi:
-        return self.pool.api(await self.credentials(namespace, ref), region)
+    async def connect(self, namespace: str, ref: SecretReference | None, region: str | None = None) -> Session:
+        """The account an object acts as, read once per pass."""
+        return Session(await self.credentials(namespace, ref), self.pool, region)
 
     def aligned(self, delay: float, now: float) -> float:
         return aligned_delay(delay, now, (self.config.poll_interval, self.config.progress_interval))
