@@ -120,7 +120,7 @@ def test_run_instances_rules(shared_emulator: EmulatorProcess) -> None:
         "RunInstances",
         Placement={"Zone": ZONE},
         ImageId=UBUNTU,
-        InstanceCount=101,
+        InstanceCount=501,
     )
     expect_error(
         "InvalidInstanceName.TooLong",

@@ -386,12 +386,44 @@ class CvmApi:
     ) -> str:
         """RunInstances for one instance; returns its id (state PENDING). The same ``client_token``
         (at most 64 ASCII characters, e.g. the object UID) returns the same instance again."""
+        ids = await self.launch_instances(
+            count=1,
+            client_token=client_token,
+            zone=zone,
+            image_id=image_id,
+            instance_type=instance_type,
+            name=name,
+            host_name=host_name,
+            system_disk=system_disk,
+            login=login,
+            tags=tags,
+            internet_max_bandwidth_out=internet_max_bandwidth_out,
+        )
+        return ids[0]
+
+    async def launch_instances(
+        self,
+        *,
+        count: int,
+        client_token: str,
+        zone: str,
+        image_id: str,
+        instance_type: str,
+        name: str | None = None,
+        host_name: str | None = None,
+        system_disk: SystemDisk | None = None,
+        login: LoginSettings | None = None,
+        tags: Mapping[str, str] | None = None,
+        internet_max_bandwidth_out: int | None = None,
+    ) -> list[str]:
+        """One RunInstances call for ``count`` (1-500) identical instances; their ids. A ``name`` with
+        ``{R:x}`` numbers them x, x+1, ...; the same ``client_token`` returns the same instances again."""
         params: dict[str, Any] = {
             "ClientToken": client_token,
             "Placement": {"Zone": zone},
             "ImageId": image_id,
             "InstanceType": instance_type,
-            "InstanceCount": 1,
+            "InstanceCount": count,
         }
         if name:
             params["InstanceName"] = name
@@ -409,7 +441,7 @@ class CvmApi:
                 "PublicIpAssigned": internet_max_bandwidth_out > 0,
             }
         data = await self.call("RunInstances", params)
-        return str(self._require("RunInstances", data, "InstanceIdSet")[0])
+        return [str(instance_id) for instance_id in self._require("RunInstances", data, "InstanceIdSet")]
 
     async def describe_instance(self, instance_id: str) -> CloudInstance | None:
         """The instance, or None if it does not exist (any more)."""
