@@ -34,6 +34,11 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def operator_rbac(controlplane: Any, crds_installed: list[str]) -> list[dict[str, Any]]:
     """The base's Namespace, ServiceAccount, ClusterRole and binding, really applied (not the CRDs or
     the Deployment, which other tests install their own way)."""
-    objects = [o for o in kustomize(MANIFESTS) if o["kind"] in RBAC_KINDS]
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    rendered = kustomize(MANIFESTS)
+    objects = [o for o in rendered if o["kind"] in RBAC_KINDS]
+    # Kopf's peering CRDs too: RBAC on a resource the API server does not serve cannot be checked.
+    peering = [o for o in rendered if o["kind"] == "CustomResourceDefinition" and o["spec"]["group"] == "kopf.dev"]
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(peering + objects))
+    for crd in peering:
+        kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=30s")
     return objects

@@ -29,6 +29,12 @@ ALLOWED = [
     ("watch", "namespaces", None),
     ("create", "events", None),
     ("patch", "events", None),
+    # Kopf's peering between replicas: the first one makes the peering object.
+    *[
+        (verb, f"{kind}.kopf.dev", None)
+        for kind in ("clusterkopfpeerings", "kopfpeerings")
+        for verb in ("get", "list", "watch", "patch", "create")
+    ],
 ]
 
 DENIED = [
@@ -62,6 +68,8 @@ DENIED = [
     ("delete", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("get", "events", None),
     ("delete", "events", None),
+    ("delete", "clusterkopfpeerings.kopf.dev", None),
+    ("update", "kopfpeerings.kopf.dev", None),
 ]
 
 

@@ -377,7 +377,7 @@ class ImageReconciler(ManagedReconciler[Image]):
         assert source.instance_ref is not None
         namespace, name = ctx.key.namespace, source.instance_ref.name
         dependency = ObjectKey("Instance", namespace, name)
-        body = await ctx.runtime.kube.get(INSTANCES, namespace, name)
+        body = await ctx.runtime.read(INSTANCES, dependency)
         if body is None:
             raise Waiting("InstanceNotReady", f"waiting for Instance {name!r}, which does not exist", on=dependency)
         spec, status = body.get("spec") or {}, body.get("status") or {}

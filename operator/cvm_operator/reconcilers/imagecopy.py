@@ -44,6 +44,7 @@ from cvm_operator.reconcilers.base import (
     Waiting,
 )
 from cvm_operator.reconcilers.imageshare import IMAGE_KIND, ImageTarget, deleting, ready_image
+from cvm_operator.reconcilers.outcomes import ObjectKey
 from cvm_operator.reconcilers.runtime import Runtime
 
 COPY_LABEL = f"{ANNOTATION_PREFIX}/image-copy"
@@ -280,7 +281,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
 
         async def one(copy: ImageCopyEntry) -> None:
             object_name = copy_object_name(ctx.key.name, copy.region)
-            body = await self.runtime.kube.get(IMAGES, namespace, object_name)
+            body = await self.runtime.read(IMAGES, ObjectKey(IMAGE_KIND, namespace, object_name))
             if body is None:
                 plan.objects_missing.append(copy)
                 return

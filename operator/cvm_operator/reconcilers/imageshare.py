@@ -12,7 +12,7 @@ leave behind on deletion). CANCEL runs before SHARE so a failing SHARE never hid
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,7 +56,7 @@ class ImageTarget:
     region: str
 
 
-def is_ready(body: dict[str, Any]) -> bool:
+def is_ready(body: Mapping[str, Any]) -> bool:
     conditions = (body.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
@@ -64,7 +64,7 @@ def is_ready(body: dict[str, Any]) -> bool:
 async def ready_image(runtime: Runtime, namespace: str, name: str) -> ImageTarget:
     """The cloud image of a Ready Image object; Waiting (woken when the Image changes) otherwise."""
     key = ObjectKey(IMAGE_KIND, namespace, name)
-    body = await runtime.kube.get(IMAGES, namespace, name)
+    body = await runtime.read(IMAGES, key)
     if body is None:
         raise Waiting("ImageNotReady", f"Image {name!r} does not exist yet", on=key)
     image_id = (body.get("status") or {}).get("imageId")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -228,7 +229,7 @@ def observe_instance(
     )
 
 
-def image_ready(body: dict[str, Any]) -> str | None:
+def image_ready(body: Mapping[str, Any]) -> str | None:
     """The cloud image id of an Image object that is Ready, else None."""
     status = body.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
@@ -344,7 +345,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         dependency = ObjectKey("Image", namespace, name)
         # Any change of the Image (a new image id, Ready again) wakes this object at once.
         ctx.runtime.wakeups.wait_for(dependency, ctx.key)
-        body = await ctx.runtime.kube.get(IMAGES, namespace, name)
+        body = await ctx.runtime.read(IMAGES, dependency)
         image_region = (body.get("spec") or {}).get("region") if body is not None else None
         if body is not None and image_region != spec.region:
             if not strict:

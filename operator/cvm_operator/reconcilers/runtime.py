@@ -183,6 +183,14 @@ class Runtime:
         """The account an object acts as, read once per pass."""
         return Session(await self.credentials(namespace, ref), self.pool, region)
 
+    async def read(self, plural: str, key: ObjectKey) -> Mapping[str, Any] | None:
+        """Another object of ours, as the watch last showed it; read from the API server only when this
+        process does not watch it (another shard's, or not seen yet)."""
+        cached = self.bodies.get(key)
+        if cached is not None:
+            return cached
+        return await self.kube.get(plural, key.namespace, key.name)
+
     def aligned(self, delay: float, now: float) -> float:
         return aligned_delay(delay, now, (self.config.poll_interval, self.config.progress_interval))
 
