@@ -462,6 +462,10 @@ class Bench:
             result["peak_rss_mib"] = round(operator.peak_rss_mib(), 1)
             result["rss_mib"] = round(operator.rss_mib(), 1)
             result["bytes_per_object"] = round((operator.rss_mib() - idle) * 2**20 / count)
+            result["operator_cpu_ms_per_object"] = round(result["operator_cpu_seconds"] * 1000 / count, 1)
+            if start == self.cvm_operator:
+                passes = operator.metric("cvm_operator_reconciles_total")
+                result["reconciles_per_object"] = round(passes / count, 2)
         finally:
             operator.stop()
         return result

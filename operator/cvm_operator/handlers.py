@@ -60,8 +60,9 @@ def _controller(memo: kopf.Memo) -> Controller:
 
 def register(plural: str) -> None:
     @kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-watch", registry=registry)
-    def watch(memo: kopf.Memo, body: kopf.Body, type: str | None, **_: Any) -> None:
-        # A shallow copy: Kopf hands the same live view to later events of the object.
+    async def watch(memo: kopf.Memo, body: kopf.Body, type: str | None, **_: Any) -> None:
+        # Async so that it runs on the event loop, like the workers it queues for (a sync handler would
+        # run in Kopf's thread pool). A shallow copy: Kopf hands the same live view to later events.
         _controller(memo).observe(type, {key: body[key] for key in body})
 
 
