@@ -19,8 +19,6 @@ from cvm_operator.kube import KubeClient
 
 logger = logging.getLogger(__name__)
 
-PEERING_GROUP = "kopf.dev"
-PEERING_VERSION = "v1"
 LIFETIME = 15
 """Seconds a replica counts as alive after its last keep-alive: how long a standby waits for a dead active one."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cvm_operator.api import ImageCopyEntry
+from cvm_operator.api import ImageCopyEntry, parse_time
 from cvm_operator.cloud import CloudError, CloudImage
 from cvm_operator.reconcilers.imagecopy import (
     CLOCK_SKEW,
@@ -17,7 +17,6 @@ from cvm_operator.reconcilers.imagecopy import (
     copy_object_name,
     copy_rule_violation,
     entry_for,
-    parse_time,
 )
 from cvm_operator.reconcilers.imageshare import (
     blocked_by_share_error,

@@ -20,6 +20,19 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+def parse_time(value: object) -> dt.datetime | None:
+    """A timestamp from status or an annotation (RFC 3339), in UTC; None when absent or unreadable."""
+    if not value:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 def get_condition(conditions: Iterable[Condition], condition_type: str) -> Condition | None:
     for condition in conditions:
         if condition.type == condition_type:

@@ -48,7 +48,6 @@ ANNOTATION_PREFIX = "cvm.operator.dev"
 FINALIZER = f"{ANNOTATION_PREFIX}/finalizer"
 """Held from before the first cloud create until the cloud side is cleaned per deletionPolicy."""
 CREATE_PENDING = f"{ANNOTATION_PREFIX}/create-pending"
-CREATE_SUCCEEDED = f"{ANNOTATION_PREFIX}/create-succeeded"
 UID_TAG = f"{ANNOTATION_PREFIX}/uid"
 """Cloud tag carrying the object UID: how a resource made by a lost create is found again."""
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from cvm_operator.api import API_VERSION, IMAGE_COPIES, IMAGES, ImageCopy, ImageCopyEntry, utc_now
+from cvm_operator.api import API_VERSION, IMAGE_COPIES, IMAGES, ImageCopy, ImageCopyEntry, parse_time, utc_now
 from cvm_operator.cloud import CloudError, CloudImage
 from cvm_operator.cloud.resources import (
     IMAGE_BUSY_STATES,
@@ -100,16 +100,6 @@ def copy_rule_violation(
             "region only with spec.encrypt; remove that region from spec.destinationRegions",
         )
     return None
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def adoptable(

@@ -31,6 +31,7 @@ from cvm_operator.api import (
     ImageReference,
     ImageSchedule,
     ScheduledImage,
+    parse_time,
 )
 from cvm_operator.api.conditions import READY, STALLED
 from cvm_operator.api.imageschedule import IMAGE_NAME_PREFIX_MAX
@@ -74,18 +75,6 @@ RETIRED_AT = f"{ANNOTATION_PREFIX}/retired-at"
 NAME_MAX = 63
 """A label value's limit: the schedule's name is the value of SCHEDULE_LABEL."""
 STATUS_IMAGES_MAX = 100
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def iso(moment: dt.datetime) -> str:
