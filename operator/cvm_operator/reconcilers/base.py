@@ -176,8 +176,9 @@ class ManagedReconciler(ABC, Generic[M]):
         """Read the cloud. Raise Waiting or Blocked when the object cannot be judged yet."""
 
     @abstractmethod
-    async def create(self, ctx: Context[M]) -> dict[str, Any]:
-        """Create the cloud resource; return the status fields to record at once (its id)."""
+    async def create(self, ctx: Context[M], observation: Observation) -> dict[str, Any]:
+        """Create the cloud resource (``observation`` says what observe found missing); return the status
+        fields to record at once (its id)."""
 
     async def update(self, ctx: Context[M], observation: Observation) -> dict[str, Any] | None:
         """Bring an existing resource in line with the spec (only called when not up to date).
@@ -305,7 +306,7 @@ class Driver:
         if not reconciler.can_create(ctx):
             raise Blocked(observation.reason or "NotFound", observation.message or "the resource does not exist")
         await self._mark_create_pending(reconciler, ctx)
-        created = await reconciler.create(ctx)
+        created = await reconciler.create(ctx, observation)
         crash_point("create", reconciler.kind)
         logger.info("%s %s/%s: requested %s", *pass_.key, _describe(created))
         pass_.status = pass_.status.model_copy(update=created)

@@ -397,7 +397,7 @@ class ImageReconciler(ManagedReconciler[Image]):
             )
         return str(instance_id)
 
-    async def create(self, ctx: Context[Image]) -> dict[str, Any]:
+    async def create(self, ctx: Context[Image], observation: Observation) -> dict[str, Any]:
         spec = ctx.obj.spec
         name = desired_image_name(spec, str(ctx.obj.metadata.name))
         tags = desired_tags(spec, ctx.uid)

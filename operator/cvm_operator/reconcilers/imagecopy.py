@@ -45,7 +45,6 @@ from cvm_operator.reconcilers.base import (
 )
 from cvm_operator.reconcilers.imageshare import IMAGE_KIND, ImageTarget, deleting, ready_image
 from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.runtime import Runtime
 
 COPY_LABEL = f"{ANNOTATION_PREFIX}/image-copy"
 """Label on the Image objects of an ImageCopy's copies; the value is the ImageCopy's name."""
@@ -164,11 +163,6 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
     creating_phase = "Copying"
     ready_phase = "Available"
 
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
-        # The plan of an observe that found no copy at all, for the create of the same pass.
-        self._plans: dict[str, CopyPlan] = {}
-
     def region(self, obj: ImageCopy) -> str | None:
         return None  # the source's region and each destination's, known once the source is resolved
 
@@ -213,10 +207,6 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
         ordered = [copies[region] for region in regions if region in copies]
         ordered += [ImageCopyEntry(region=region) for region in to_copy]
         up_to_date = not to_copy and not plan.objects_missing and not plan.objects_stale
-        if copies:
-            self._plans.pop(ctx.uid, None)
-        else:
-            self._plans[ctx.uid] = plan
         ready = not to_copy and all(copies[region].cloud_state == IMAGE_NORMAL for region in wanted)
         summary = copies_summary(ordered, wanted)
         return Observation(
@@ -288,9 +278,9 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
 
     # ------------------------------------------------------------------ create and update
 
-    async def create(self, ctx: Context[ImageCopy]) -> dict[str, Any]:
+    async def create(self, ctx: Context[ImageCopy], observation: Observation) -> dict[str, Any]:
         """The first SyncImages (the driver has just set the create-pending mark)."""
-        plan = self._plans.pop(ctx.uid)
+        plan: CopyPlan = observation.resource
         await self._sync(ctx, plan)
         return {
             "source_image_id": plan.source_image.image_id,

@@ -397,7 +397,7 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
 
     # ------------------------------------------------------------------ create and update
 
-    async def create(self, ctx: Context[ImageSchedule]) -> dict[str, Any]:
+    async def create(self, ctx: Context[ImageSchedule], observation: Observation) -> dict[str, Any]:
         raise AssertionError("observe always reports the schedule as existing")  # pragma: no cover
 
     async def update(self, ctx: Context[ImageSchedule], observation: Observation) -> dict[str, Any] | None:

@@ -212,7 +212,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
             status={"image_id": target.image_id, "region": target.region, "shared_accounts": held},
         )
 
-    async def create(self, ctx: Context[ImageShare]) -> dict[str, Any]:
+    async def create(self, ctx: Context[ImageShare], observation: Observation) -> dict[str, Any]:
         raise AssertionError("observe always reports the share list as existing")  # pragma: no cover
 
     async def update(self, ctx: Context[ImageShare], observation: Observation) -> dict[str, Any]:

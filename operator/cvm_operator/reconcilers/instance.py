@@ -364,7 +364,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
     async def _login(self, ctx: Context[Instance]) -> LoginSettings:
         return await login_settings(ctx.runtime, ctx.key.namespace, ctx.obj.spec.login_settings)
 
-    async def create(self, ctx: Context[Instance]) -> dict[str, Any]:
+    async def create(self, ctx: Context[Instance], observation: Observation) -> dict[str, Any]:
         spec = ctx.obj.spec
         image_id = await self._desired_image(ctx, strict=True)
         assert image_id is not None

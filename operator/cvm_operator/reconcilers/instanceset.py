@@ -353,7 +353,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
 
     # ------------------------------------------------------------------ create and update
 
-    async def create(self, ctx: Context[InstanceSet]) -> dict[str, Any]:
+    async def create(self, ctx: Context[InstanceSet], observation: Observation) -> dict[str, Any]:
         return {}  # never called: a set always exists (observe says so); its replicas are made in update
 
     async def update(self, ctx: Context[InstanceSet], observation: Observation) -> dict[str, Any] | None:
