@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import email.parser
 import fcntl
+import functools
 import gzip
 import hashlib
 import json
@@ -185,7 +186,8 @@ def ensure_tools() -> None:
 
 
 def _apt_stamp() -> Path:
-    return OUT / "apt-lists.updated"
+    # Machine-wide, like the lists: a fresh clone (CI's) does not refresh them again.
+    return Path.home() / ".cache" / "cvm-operator" / "apt-lists.updated"
 
 
 def refresh_apt_lists(force: bool = False) -> None:
@@ -199,7 +201,8 @@ def refresh_apt_lists(force: bool = False) -> None:
         log("not root: the package lists cannot be refreshed; the base and the scan use the lists as they are")
         return
     apt_get("update")
-    OUT.mkdir(parents=True, exist_ok=True)
+    _indextargets.cache_clear()
+    stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.touch()
 
 
@@ -215,13 +218,17 @@ class AptSource:
 
 def apt_sources(suites: Sequence[str] = SUITES) -> list[AptSource]:
     """The Debian repositories apt already uses for these suites (the host's mirrors)."""
-    listed = subprocess.run(
+    return parse_indextargets(_indextargets(), suites)
+
+
+@functools.cache
+def _indextargets() -> str:
+    return subprocess.run(
         ["apt-get", "indextargets", "--format", "$(REPO_URI)|$(RELEASE)|$(COMPONENT)", "Created-By: Packages"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return parse_indextargets(listed, suites)
 
 
 def parse_indextargets(text: str, suites: Sequence[str]) -> list[AptSource]:
