@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
@@ -138,6 +138,30 @@ class Context(Generic[M]):
     def annotation(self, name: str) -> str | None:
         annotations: Mapping[str, str] = self.body["metadata"].get("annotations") or {}
         return annotations.get(name)
+
+
+class Created(Protocol):
+    """A cloud resource as the Describe calls return it: enough to choose the newest."""
+
+    @property
+    def created_time(self) -> str | None: ...
+
+
+C = TypeVar("C", bound=Created)
+
+
+async def find_lost_create(
+    ctx: Context[Any],
+    find: Callable[[dict[str, list[str]]], Awaitable[Sequence[C]]],
+    ident: Callable[[C], str],
+) -> C | None:
+    """What a create whose answer was lost (a crash before the status write) made, so it is adopted, never
+    made twice: nothing unless the create-pending mark says a create was attempted, else the newest
+    resource carrying the object's UID tag (ties broken by id, so the choice is stable)."""
+    if ctx.annotation(CREATE_PENDING) is None:
+        return None
+    found = await find({f"tag:{UID_TAG}": [ctx.uid]})
+    return max(found, key=lambda one: (one.created_time or "", ident(one))) if found else None
 
 
 class ManagedReconciler(ABC, Generic[M]):

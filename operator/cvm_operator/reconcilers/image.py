@@ -29,13 +29,13 @@ from cvm_operator.cloud.resources import (
     IMAGE_SYNCING,
 )
 from cvm_operator.reconcilers.base import (
-    CREATE_PENDING,
     UID_TAG,
     Blocked,
     Context,
     ManagedReconciler,
     Observation,
     Waiting,
+    find_lost_create,
 )
 from cvm_operator.reconcilers.outcomes import ObjectKey
 
@@ -356,9 +356,7 @@ class ImageReconciler(ManagedReconciler[Image]):
         """The image this object made: by status id, else by the UID tag (a create whose id was lost)."""
         if ctx.obj.status.image_id:
             return await ctx.api.describe_image(ctx.obj.status.image_id)
-        if ctx.annotation(CREATE_PENDING) is None:
-            return None  # no create was ever attempted: nothing to search for
-        return newest(await ctx.api.find_images({f"tag:{UID_TAG}": [ctx.uid]}))
+        return await find_lost_create(ctx, ctx.api.find_images, lambda image: image.image_id)
 
     def _check_name(self, ctx: Context[Image]) -> None:
         name = desired_image_name(ctx.obj.spec, str(ctx.obj.metadata.name))

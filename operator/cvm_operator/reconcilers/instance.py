@@ -35,14 +35,13 @@ from cvm_operator.cloud.resources import (
 from cvm_operator.kube import Conflict
 from cvm_operator.reconcilers.base import (
     ANNOTATION_PREFIX,
-    CREATE_PENDING,
-    UID_TAG,
     Blocked,
     Context,
     ExtraCondition,
     ManagedReconciler,
     Observation,
     Waiting,
+    find_lost_create,
 )
 from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH
 from cvm_operator.reconcilers.outcomes import ObjectKey
@@ -330,10 +329,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             name = ctx.obj.spec.instance_name or ctx.key.name
             found = await ctx.api.find_instances({f"tag:{BATCH_TAG}": [batch]})
             return next((one for one in found if one.name == name), None)
-        if ctx.annotation(CREATE_PENDING) is None:
-            return None  # no launch was ever attempted: nothing to search for
-        found = await ctx.api.find_instances({f"tag:{UID_TAG}": [ctx.uid]})
-        return max(found, key=lambda one: (one.created_time or "", one.instance_id)) if found else None
+        return await find_lost_create(ctx, ctx.api.find_instances, lambda instance: instance.instance_id)
 
     async def _desired_image(self, ctx: Context[Instance], *, strict: bool) -> str | None:
         """The image id the spec asks for; ``strict`` waits (raises) while a referenced Image is not Ready."""
