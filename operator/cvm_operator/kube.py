@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -85,6 +86,9 @@ class KubeClient:
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 raise AlreadyExists(f"{plural}/{body['metadata']['name']} exists already") from error
+            if error.status == 403:
+                # RBAC, or a namespace being deleted (which takes no new objects).
+                raise Forbidden(f"create {plural} {namespace}/{body['metadata']['name']}: {_reason(error)}") from None
             raise
         return cast(dict[str, Any], result)
 
@@ -266,3 +270,11 @@ class KubeClient:
             return None
         metadata = items[0].metadata
         return dict((metadata.labels if metadata is not None else None) or {})
+
+
+def _reason(error: kubernetes.client.ApiException) -> str:
+    """The API server's own message of a refusal (it names the request, never a Secret's content)."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)

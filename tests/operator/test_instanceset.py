@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+
+import kubernetes
+import urllib3
 
 from tests.operator import REGION, UBUNTU, cloud_call, status
 from tests.support.emulator import EmulatorProcess, sdk_client
@@ -13,6 +20,7 @@ from tests.support.operator import Objects, OperatorProcess, wait_for
 SET_LABEL = "cvm.operator.dev/instance-set"
 BATCH_TAG = "cvm.operator.dev/launch-batch"
 ZONES = ["ap-guangzhou-3", "ap-guangzhou-4"]
+CRASH_ENV = "CVM_OPERATOR_CRASH_AFTER"
 
 
 def set_body(name: str, replicas: int, *, image_id: str = UBUNTU, **spec: Any) -> dict[str, Any]:
@@ -130,3 +138,157 @@ def test_replicas_spread_over_zones_launch_in_batches_scale_and_go_with_the_set(
     objects.wait_gone("instancesets", "web", timeout=90)
     wait_for(lambda: not replicas_of(objects, "web"), 60, "replicas garbage-collected")
     wait_for(lambda: not running(emulator), 60, "instances terminated")
+
+
+DEBIAN = "img-deb12x64"
+
+
+class FleetWatcher:
+    """Follows a set's replicas through a watch and records, after every event, how many were
+    unavailable (short of ready for their current spec, or being deleted) and how many existed."""
+
+    def __init__(self, objects: Objects, name: str, replicas: int) -> None:
+        self.objects, self.name, self.replicas = objects, name, replicas
+        self.state: dict[str, tuple[bool, bool]] = {}
+        self.max_unavailable = 0
+        self.max_live = 0
+        self._synced = False
+        self._watch = kubernetes.watch.Watch()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FleetWatcher:
+        self._thread.start()
+        wait_for(lambda: len(self.state) >= self.replicas, 30, "the watcher to see every replica")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.stop()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with contextlib.suppress(urllib3.exceptions.ProtocolError):  # the watch was stopped
+            self._follow()
+
+    def _follow(self) -> None:
+        stream = self._watch.stream(
+            self.objects.custom.list_namespaced_custom_object,
+            "cvm.operator.dev",
+            "v1alpha1",
+            self.objects.namespace,
+            "instances",
+            label_selector=f"{SET_LABEL}={self.name}",
+            timeout_seconds=600,
+        )
+        for event in stream:
+            body = event["object"]
+            name = body["metadata"]["name"]
+            if event["type"] == "DELETED":
+                self.state.pop(name, None)
+            else:
+                ready = any(
+                    c["type"] == "Ready"
+                    and c["status"] == "True"
+                    and c.get("observedGeneration", 0) >= body["metadata"]["generation"]
+                    for c in (body.get("status") or {}).get("conditions") or ()
+                )
+                self.state[name] = (ready, body["metadata"].get("deletionTimestamp") is not None)
+            # The first events list the replicas one by one: count from when all were seen.
+            self._synced = self._synced or len(self.state) >= self.replicas
+            if not self._synced:
+                continue
+            live = [ready for ready, deleting in self.state.values() if not deleting]
+            self.max_unavailable = max(self.max_unavailable, self.replicas - sum(live))
+            self.max_live = max(self.max_live, len(live))
+
+
+def test_rolling_reimage_stays_within_max_unavailable_and_pauses(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
+) -> None:
+    strategy = {"type": "RollingReimage", "maxUnavailable": 2}
+    objects.create("instancesets", set_body("web", 6, updateStrategy=strategy, paused=True))
+    wait_settled(objects, "web", 6)
+    before = {m["metadata"]["name"]: m["status"]["instanceId"] for m in replicas_of(objects, "web")}
+
+    with FleetWatcher(objects, "web", 6) as watcher:
+        objects.patch("instancesets", "web", {"spec": {"template": {"spec": {"imageId": DEBIAN}}}})
+        objects.wait_condition("instancesets", "web", "Reconciling", reason="Paused", timeout=30)
+        time.sleep(2)
+        assert emulator.request_count("ResetInstance") == 0  # paused: the rollout holds
+        objects.patch("instancesets", "web", {"spec": {"paused": False}})
+        body = wait_settled(objects, "web", 6)
+    assert 0 < watcher.max_unavailable <= 2
+    assert status(body)["currentImageId"] == DEBIAN == status(body)["updateImageId"]
+    after = replicas_of(objects, "web")
+    assert {m["metadata"]["name"]: m["status"]["instanceId"] for m in after} == before  # reinstalled in place
+    assert all(m["status"]["imageId"] == DEBIAN for m in after)
+    assert emulator.request_count("ResetInstance") == 6
+    assert {item["ImageId"] for item in running(emulator)} == {DEBIAN}
+
+
+def test_rolling_replace_launches_new_replicas_within_the_surge(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
+) -> None:
+    strategy = {"type": "RollingReplace", "maxUnavailable": 0, "maxSurge": 1}
+    objects.create("instancesets", set_body("web", 4, updateStrategy=strategy))
+    wait_settled(objects, "web", 4)
+    old_ids = {m["status"]["instanceId"] for m in replicas_of(objects, "web")}
+
+    with FleetWatcher(objects, "web", 4) as watcher:
+        objects.patch("instancesets", "web", {"spec": {"template": {"spec": {"imageId": DEBIAN}}}})
+        wait_settled(objects, "web", 4, timeout=180)
+    assert watcher.max_unavailable == 0 and watcher.max_live <= 5
+    wait_for(lambda: len(replicas_of(objects, "web")) == 4, 60, "old replicas gone")
+    new = replicas_of(objects, "web")
+    assert not old_ids & {m["status"]["instanceId"] for m in new}
+    assert all(m["spec"]["imageId"] == DEBIAN for m in new)
+    wait_for(lambda: {item["ImageId"] for item in running(emulator)} == {DEBIAN}, 60, "old instances terminated")
+    assert len(running(emulator)) == 4
+    assert emulator.request_count("ResetInstance") == 0
+
+
+def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_cloud(
+    operator_factory: Callable[..., OperatorProcess], objects: Objects, emulator: EmulatorProcess, namespace: str
+) -> None:
+    # 1: the process exits right after the first RunInstances returned, before any replica knows its instance.
+    process = operator_factory([namespace], extra_env={CRASH_ENV: "launch:InstanceSet"})
+    objects.create("instancesets", set_body("web", 50))
+    wait_for(lambda: process.process is not None and process.process.poll() is not None, 60, "the crash")
+    assert process.process is not None and process.process.returncode == 86
+    assert len(running(emulator)) == 25
+    assert not any(fleet_annotation(m) for m in replicas_of(objects, "web"))
+
+    # 2: SIGKILL while replicas are being adopted; 3: SIGKILL soon after a start, wherever it is.
+    process.env.pop(CRASH_ENV)
+    process.start()
+    wait_for(lambda: sum(bool(status(m).get("instanceId")) for m in replicas_of(objects, "web")) >= 5, 60, "adoption")
+    process.kill()
+    process.start()
+    time.sleep(1.5)
+    process.kill()
+
+    process.start()
+    wait_settled(objects, "web", 50, timeout=180)
+    cloud = running(emulator)
+    assert len(cloud) == 50
+    members = replicas_of(objects, "web")
+    assert {m["status"]["instanceId"] for m in members} == {item["InstanceId"] for item in cloud}
+    # Each instance carries the tag of its replica's batch (a kill while a batch's replicas were being
+    # made leaves a smaller batch, launched as it is, and a new one for the rest).
+    batch_of = {m["status"]["instanceId"]: m["metadata"]["annotations"][BATCH_TAG] for m in members}
+    for item in cloud:
+        assert {"Key": BATCH_TAG, "Value": batch_of[item["InstanceId"]]} in item["Tags"]
+
+    # With Retain, deleting the set removes its replicas and leaves their instances.
+    objects.patch("instancesets", "web", {"spec": {"deletionPolicy": "Retain"}})
+    wait_for(
+        lambda: all(m["spec"]["deletionPolicy"] == "Retain" for m in replicas_of(objects, "web")), 30, "Retain synced"
+    )
+    objects.delete("instancesets", "web")
+    objects.wait_gone("instancesets", "web")
+    wait_for(lambda: not replicas_of(objects, "web"), 60, "replicas garbage-collected")
+    assert len(running(emulator)) == 50
+
+
+def fleet_annotation(member: dict[str, Any]) -> str | None:
+    annotations: dict[str, str] = member["metadata"].get("annotations") or {}
+    return annotations.get("cvm.operator.dev/assigned-instance-id")

@@ -33,6 +33,7 @@ from cvm_operator.api import API_VERSION, INSTANCES, SET_LABEL, InstanceSet
 from cvm_operator.api.instanceset import resolve_int_or_percent
 from cvm_operator.api.kinds import IMAGES, INSTANCE_SETS
 from cvm_operator.cloud import SystemDisk, backoff
+from cvm_operator.kube import Forbidden
 from cvm_operator.reconcilers import fleet
 from cvm_operator.reconcilers.base import (
     FINALIZER,
@@ -403,7 +404,12 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         batch = new_batch_id()
         prefix = ctx.key.name[: MAX_CLOUD_NAME - BATCH_ID_LENGTH - 6]
         bodies = [self._replica_body(ctx, zone, image, batch, index, prefix) for index in range(size)]
-        created = await _bounded(self.runtime.kube.create(INSTANCES, ctx.key.namespace, body) for body in bodies)
+        try:
+            created = await _bounded(self.runtime.kube.create(INSTANCES, ctx.key.namespace, body) for body in bodies)
+        except Forbidden as error:
+            # A namespace being deleted takes no new objects: nothing to launch. (Objects made before the
+            # refusal are a batch like any other: the next pass launches them.)
+            raise Waiting("CannotCreateReplicas", str(error), delay=self.runtime.config.stalled_interval) from error
         for body in created:
             self.runtime.bodies.remember(body)
         await self._launch(ctx, batch, created, {str(body["metadata"]["name"]) for body in created})
