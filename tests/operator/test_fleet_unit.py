@@ -116,6 +116,10 @@ def test_rollout_failure_names_the_replica_whose_reinstall_failed() -> None:
     broken = Replica(name="r001", zone=Z3, image_wanted=NEW, image_running=OLD, failed_reason="ResetFailed")
     assert fleet.rollout_failure([live[0], broken, live[2]], NEW) == broken
     assert fleet.rollout_failure(live, NEW) is None
+    refused = Replica(name="r002", zone=Z3, image_wanted=NEW, image_running=OLD, failed_reason="InvalidParameterValue")
+    assert fleet.rollout_failure([live[0], refused], NEW) == refused
+    lost = Replica(name="r002", zone=Z3, image_wanted=NEW, image_running=OLD, failed_reason="NotFound")
+    assert fleet.rollout_failure([live[0], lost], NEW) is None
 
 
 def test_lost_replicas_are_replaced_after_their_backoff() -> None:

@@ -292,3 +292,26 @@ def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_c
 def fleet_annotation(member: dict[str, Any]) -> str | None:
     annotations: dict[str, str] = member["metadata"].get("annotations") or {}
     return annotations.get("cvm.operator.dev/assigned-instance-id")
+
+
+ARM_TENCENTOS = "img-9a0eg8mt"
+
+
+def test_a_replica_that_fails_to_update_stops_the_rollout_naming_it(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
+) -> None:
+    objects.create("instancesets", set_body("web", 3))
+    wait_settled(objects, "web", 3)
+    # An ARM image cannot run on the template's x86 instance type: the cloud refuses the reinstall.
+    objects.patch("instancesets", "web", {"spec": {"template": {"spec": {"imageId": ARM_TENCENTOS}}}})
+    stalled = objects.wait_condition("instancesets", "web", "Stalled", reason="RolloutFailed", timeout=60)
+    message = (objects.condition("instancesets", "web", "Stalled") or {})["message"]
+    told = [m for m in replicas_of(objects, "web") if m["spec"]["imageId"] == ARM_TENCENTOS]
+    assert len(told) == 1  # maxUnavailable 1: the rest were never touched
+    assert told[0]["metadata"]["name"] in message
+    assert status(stalled)["updatedReplicas"] == 0 and status(stalled)["currentImageId"] == UBUNTU
+
+    # Back to a good image: the replica is reinstalled from it and the set is Ready again.
+    objects.patch("instancesets", "web", {"spec": {"template": {"spec": {"imageId": DEBIAN}}}})
+    wait_settled(objects, "web", 3, timeout=180)
+    assert {m["status"]["imageId"] for m in replicas_of(objects, "web")} == {DEBIAN}

@@ -162,9 +162,11 @@ def replace_step(
 
 
 def rollout_failure(live: Sequence[Replica], image: str) -> Replica | None:
-    """The first replica that failed to move to ``image`` (its reinstall failed): the rollout stops there."""
+    """The first replica that failed to move to ``image`` (the cloud refused or failed its reinstall):
+    the rollout stops there. Replicas whose instance is lost are replaced instead."""
     for replica in sorted(live, key=lambda r: r.name):
-        if replica.image_wanted == image and replica.failed_reason == "ResetFailed":
+        told = replica.image_wanted == image and replica.image_running != image
+        if told and replica.failed_reason and replica.failed_reason not in REPLACEABLE_FAILURES:
             return replica
     return None
 
