@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, cast
 
 import kubernetes
 import pytest
@@ -21,10 +20,9 @@ from tests.operator.test_imageshare import (
     image_share_body,
     instance_body,
 )
+from tests.support.controlplane import release_objects
 from tests.support.emulator import EmulatorProcess
 from tests.support.operator import Objects, OperatorProcess
-
-GROUP = "cvm.operator.dev"
 
 
 @pytest.fixture
@@ -32,17 +30,9 @@ def partner_namespace(k8s_api: kubernetes.client.ApiClient) -> Iterator[str]:
     """A second fresh namespace (for account B); objects left in it lose their finalizers at teardown."""
     name = f"t-b-{uuid.uuid4().hex[:10]}"
     core = kubernetes.client.CoreV1Api(k8s_api)
-    custom = kubernetes.client.CustomObjectsApi(k8s_api)
     core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name)))
     yield name
-    for plural in ("instances", "imagecopies", "imageshares", "images"):
-        listed = cast(dict[str, Any], custom.list_namespaced_custom_object(GROUP, "v1alpha1", name, plural))
-        for item in listed["items"]:
-            item_name = item["metadata"]["name"]
-            custom.patch_namespaced_custom_object(
-                GROUP, "v1alpha1", name, plural, item_name, {"metadata": {"finalizers": None}}
-            )
-            custom.delete_namespaced_custom_object(GROUP, "v1alpha1", name, plural, item_name)
+    release_objects(k8s_api, name)
     core.delete_namespace(name)
 
 

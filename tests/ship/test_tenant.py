@@ -16,7 +16,7 @@ import yaml
 
 from tests.ship.conftest import MANIFESTS, OPERATOR_NAMESPACE, SERVICE_ACCOUNT, SERVICE_ACCOUNT_USER, kustomize
 from tests.ship.test_rbac import can_i
-from tests.support.controlplane import _strip_finalizers
+from tests.support.controlplane import release_objects
 from tests.support.emulator import EmulatorProcess, sdk_client
 from tests.support.kube import kubectl
 from tests.support.operator import Objects, OperatorProcess
@@ -79,7 +79,7 @@ def extra_namespaces(k8s_api: kubernetes.client.ApiClient) -> Iterator[Callable[
 
     yield make
     for name in made:
-        _strip_finalizers(k8s_api, name)
+        release_objects(k8s_api, name)
         core.delete_namespace(name)
 
 

@@ -63,7 +63,7 @@ def k8s_api(controlplane: Any) -> Iterator[kubernetes.client.ApiClient]:
         yield client
 
 
-def _strip_finalizers(api: kubernetes.client.ApiClient, namespace: str) -> None:
+def release_objects(api: kubernetes.client.ApiClient, namespace: str) -> None:
     """Teardown for objects an operator left behind: drop finalizers, then delete."""
     custom = kubernetes.client.CustomObjectsApi(api)
     extensions = kubernetes.client.ApiextensionsV1Api(api)
@@ -98,7 +98,7 @@ def namespace(k8s_api: kubernetes.client.ApiClient) -> Iterator[str]:
     try:
         yield name
     finally:
-        _strip_finalizers(k8s_api, name)
+        release_objects(k8s_api, name)
         try:
             core.delete_namespace(name)
         except kubernetes.client.ApiException as error:

@@ -34,7 +34,7 @@ from cvm_operator.api import (
 from cvm_operator.api.common import WireModel
 from cvm_operator.api.conditions import READY, STALLED, get_condition
 from cvm_operator.cloud import CloudError, CvmApi, audit, backoff
-from cvm_operator.kube import Conflict, NotFound
+from cvm_operator.kube import Conflict, Forbidden, NotFound
 
 # Re-exported: reconcilers take everything they build on from this module.
 from cvm_operator.reconcilers.outcomes import Blocked as Blocked
@@ -292,6 +292,9 @@ class Driver:
             pass_.generation = old_status.observed_generation or 0
             pass_.delay = min(1.0, self.runtime.config.progress_interval)
             pass_.result = "conflict"
+        except Forbidden as error:
+            # RBAC refuses a write (or the namespace is being deleted and takes no new objects).
+            self._stalled(pass_, "Forbidden", str(error), "Failed")
         except CloudError as error:
             if error.transient:
                 pass_.reconciling(error.reason, str(error))
