@@ -51,6 +51,7 @@ KINDS = (
     ("ImageCopy", "imagecopies"),
     ("Instance", "instances"),
     ("ImageSchedule", "imageschedules"),
+    ("InstanceSet", "instancesets"),
 )
 DEMO_NAMESPACE = "cvm-demo"
 # The import sample points here; the port is fixed because the sample is plain YAML.
@@ -317,6 +318,8 @@ def cloud_id(kind: str, status: Mapping[str, Any]) -> str:
         return ",".join(copies)
     if kind == "ImageSchedule":
         return str((status.get("latestImage") or {}).get("imageId") or "")
+    if kind == "InstanceSet":
+        return str(status.get("updateImageId") or "")
     return str(status.get("imageId") or "")
 
 

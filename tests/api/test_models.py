@@ -32,7 +32,7 @@ def test_corpus_is_large_and_covers_every_kind() -> None:
 
 def test_samples_cover_every_use_case() -> None:
     kinds = {document["kind"] for _, document in SAMPLES}
-    assert kinds == {"Image", "ImageShare", "ImageCopy", "Instance", "ImageSchedule"}
+    assert kinds == {"Image", "ImageShare", "ImageCopy", "Instance", "ImageSchedule", "InstanceSet"}
     for path in sample_files():
         first_line = path.read_text(encoding="utf-8").splitlines()[0]
         assert first_line.startswith("# ") and len(first_line) > 20, f"{path.name}: first line must say what it does"

@@ -69,6 +69,7 @@ def test_demo_exits_zero_once_everything_is_ready(tmp_path: Path) -> None:
         "ImageShare/web-golden-share ",
         "ImageCopy/web-golden-copies ",
         "Instance/web-1 ",
+        "InstanceSet/web-fleet ",
     ):
         assert kind in result.stdout, f"{kind.strip()} missing from the table:\n{result.stdout[-6000:]}"
     assert "everything stopped" in result.stdout

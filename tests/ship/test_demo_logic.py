@@ -104,6 +104,8 @@ def test_cloud_ids_per_kind() -> None:
     assert (instance.cloud_id, copies.cloud_id) == ("ins-1", "img-a,img-b")
     schedule = demo.row_of("ImageSchedule", image("s", {"latestImage": {"name": "s-1", "imageId": "img-s"}}))
     assert schedule.cloud_id == "img-s"
+    fleet = demo.row_of("InstanceSet", image("f", {"updateImageId": "img-f", "readyReplicas": 2}))
+    assert fleet.cloud_id == "img-f"
 
 
 def test_all_ready_needs_every_expected_object() -> None:
