@@ -965,7 +965,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("env", help="print CONTAINERS_CONF for podman by hand")
     args = parser.parse_args(argv)
     if args.command == "build":
-        return build(args.strict)
+        try:
+            return build(args.strict)
+        except ScanError as error:
+            log(f"the base could not be checked: {error}")
+            return 1
     if args.command == "scan":
         return int(scan(args.image, args.strict, args.report).failed(args.strict))
     if args.command == "lock":
