@@ -111,6 +111,17 @@ def test_replace_step_keeps_availability_and_the_surge_bound_until_done(max_unav
     assert Counter(r.zone for r in live) == {Z3: 3, Z4: 3}
 
 
+def test_replicas_of_a_removed_zone_move_a_few_at_a_time() -> None:
+    live = fleet_of(6, [Z3, Z4, Z5])
+    assert fleet.misplaced(live, [Z3, Z4], 6, 1) == ["r002"]
+    gone = [r for r in live if r.name != "r002"]
+    # One replica missing: the budget is spent until its replacement is ready.
+    assert fleet.misplaced(gone, [Z3, Z4], 6, 1) == []
+    unready = Replica(name="r900", zone=Z5, ready=False)
+    assert fleet.misplaced([*live, unready], [Z3, Z4], 7, 1) == ["r900"]  # not ready: costs nothing
+    assert fleet.misplaced(live, [Z3, Z4, Z5], 6, 1) == []
+
+
 def test_rollout_failure_names_the_replica_whose_reinstall_failed() -> None:
     live = fleet_of(3, [Z3])
     broken = Replica(name="r001", zone=Z3, image_wanted=NEW, image_running=OLD, failed_reason="ResetFailed")

@@ -315,3 +315,32 @@ def test_a_replica_that_fails_to_update_stops_the_rollout_naming_it(
     objects.patch("instancesets", "web", {"spec": {"template": {"spec": {"imageId": DEBIAN}}}})
     wait_settled(objects, "web", 3, timeout=180)
     assert {m["status"]["imageId"] for m in replicas_of(objects, "web")} == {DEBIAN}
+
+
+def test_on_delete_waits_for_deleted_replicas_and_a_removed_zone_is_emptied(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
+) -> None:
+    objects.create("instancesets", set_body("web", 2, updateStrategy={"type": "OnDelete"}))
+    wait_settled(objects, "web", 2)
+    objects.patch("instancesets", "web", {"spec": {"template": {"spec": {"imageId": DEBIAN}}}})
+    objects.wait_condition("instancesets", "web", "Reconciling", reason="OnDelete", timeout=30)
+    assert {m["spec"]["imageId"] for m in replicas_of(objects, "web")} == {UBUNTU}
+
+    # The replica in the zone taken out of spec.zones is replaced in the other, on the new image.
+    (in_zone_4,) = [m for m in replicas_of(objects, "web") if m["spec"]["zone"] == "ap-guangzhou-4"]
+    objects.patch("instancesets", "web", {"spec": {"zones": ["ap-guangzhou-3"]}})
+
+    def moved() -> list[dict[str, Any]] | None:
+        members = replicas_of(objects, "web")
+        zones = {m["spec"]["zone"] for m in members}
+        return members if len(members) == 2 and zones == {"ap-guangzhou-3"} else None
+
+    members = wait_for(moved, 90, "both replicas in ap-guangzhou-3")
+    assert in_zone_4["metadata"]["name"] not in {m["metadata"]["name"] for m in members}
+    (old,) = [m for m in members if m["spec"]["imageId"] == UBUNTU]
+
+    # Deleting the last old replica brings its replacement on the new image; then the set is Ready.
+    objects.delete("instances", old["metadata"]["name"])
+    wait_settled(objects, "web", 2)
+    assert {m["status"]["imageId"] for m in replicas_of(objects, "web")} == {DEBIAN}
+    assert emulator.request_count("ResetInstance") == 0

@@ -126,6 +126,21 @@ def reimage_step(live: Sequence[Replica], image: str, replicas: int, max_unavail
     return chosen
 
 
+def misplaced(live: Sequence[Replica], zones: Sequence[str], replicas: int, max_unavailable: int) -> list[str]:
+    """Replicas in zones no longer in spec.zones, to remove (and so replace in the zones that are) a few at
+    a time: those not ready first, then ready ones within ``max_unavailable``."""
+    outside = sorted((r for r in live if r.zone not in zones), key=lambda r: (r.ready, r.created, r.name))
+    budget = max_unavailable - unavailable(live, replicas)
+    chosen: list[str] = []
+    for replica in outside:
+        if replica.ready:
+            if budget <= 0:
+                break
+            budget -= 1
+        chosen.append(replica.name)
+    return chosen
+
+
 @dataclass(frozen=True)
 class ReplaceStep:
     create: dict[str, int] = field(default_factory=dict)

@@ -279,6 +279,8 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             "selector": f"{SET_LABEL}={ctx.key.name}",
         }
         settled = len(live) == spec.replicas and updated == spec.replicas and len(replicas) == len(live)
+        if settled:
+            self._replacements.pop(ctx.uid, None)  # replacements that keep failing back off until then
         reason, message = self._progress(ctx, plan, live, ready, updated, len(replicas) - len(live))
         return Observation(
             exists=True,
@@ -311,6 +313,9 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         else:
             plan.create = fleet.scale_up(healthy, replicas, zones)
             removed = fleet.scale_down(healthy, replicas, zones)
+            if not removed and not plan.create:
+                # Replicas left in a zone removed from spec.zones move to the others, a few at a time.
+                removed = fleet.misplaced(healthy, zones, replicas, max_unavailable)
             plan.delete = [*plan.delete, *removed]
             if strategy.type == "RollingReimage" and rolling:
                 kept = [replica for replica in healthy if replica.name not in removed]
@@ -395,8 +400,6 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
                 "the rollout is stopped (fix or delete the replica, or change the image)",
                 phase="Failed",
             )
-        if not plan.create and not plan.delete:
-            self._replacements.pop(ctx.uid, None)
         return None
 
     async def _new_batch(self, ctx: Context[InstanceSet], zone: str, image: str, size: int) -> None:
