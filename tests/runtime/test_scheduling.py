@@ -133,6 +133,14 @@ def test_the_cache_keeps_the_newest_body() -> None:
     assert bodies.get(IMAGE) is recreated
 
 
+def test_the_cache_drops_managed_fields() -> None:
+    bodies = Bodies()
+    bodies.remember(_body(1, "30", managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]))
+    cached = bodies.get(IMAGE)
+    assert cached is not None and "managedFields" not in cached["metadata"]
+    assert cached["metadata"]["resourceVersion"] == "30"
+
+
 def test_progress_is_watched_at_least_as_often_as_polling() -> None:
     fast = OperatorConfig.with_poll_interval(None, None, 1.0)
     slow = OperatorConfig.with_poll_interval(None, None, 300.0)
