@@ -26,12 +26,8 @@ from cvm_operator.reconcilers.image import (
     share_objects_for,
     sharing_message,
 )
-from cvm_operator.reconcilers.instance import (
-    decode_secret_value,
-    image_ready,
-    instance_status,
-    judge_instance,
-)
+from cvm_operator.reconcilers.instance import instance_status, judge_instance
+from cvm_operator.reconcilers.references import decode_secret_value, image_ready
 from cvm_operator.reconcilers.tags import tag_differences, tags_condition
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)

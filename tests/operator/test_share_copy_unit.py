@@ -18,12 +18,8 @@ from cvm_operator.reconcilers.imagecopy import (
     copy_rule_violation,
     entry_for,
 )
-from cvm_operator.reconcilers.imageshare import (
-    blocked_by_share_error,
-    is_ready,
-    plan_shares,
-    share_rule_violation,
-)
+from cvm_operator.reconcilers.imageshare import blocked_by_share_error, plan_shares, share_rule_violation
+from cvm_operator.reconcilers.references import is_ready
 
 OWNER = "100000000001"
 B, C, D = "200000000002", "300000000003", "400000000004"

@@ -135,6 +135,10 @@ class Context(Generic[M]):
     def generation(self) -> int:
         return int(self.body["metadata"].get("generation") or 0)
 
+    @property
+    def deleting(self) -> bool:
+        return bool(self.body["metadata"].get("deletionTimestamp"))
+
     def annotation(self, name: str) -> str | None:
         annotations: Mapping[str, str] = self.body["metadata"].get("annotations") or {}
         return annotations.get(name)

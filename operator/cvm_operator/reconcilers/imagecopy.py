@@ -43,8 +43,8 @@ from cvm_operator.reconcilers.base import (
     Observation,
     Waiting,
 )
-from cvm_operator.reconcilers.imageshare import IMAGE_KIND, ImageTarget, deleting, ready_image
 from cvm_operator.reconcilers.outcomes import ObjectKey
+from cvm_operator.reconcilers.references import IMAGE_KIND, ImageTarget, ready_image
 
 COPY_LABEL = f"{ANNOTATION_PREFIX}/image-copy"
 """Label on the Image objects of an ImageCopy's copies; the value is the ImageCopy's name."""
@@ -181,7 +181,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
     # ------------------------------------------------------------------ observe
 
     async def observe(self, ctx: Context[ImageCopy]) -> Observation:
-        if deleting(ctx):
+        if ctx.deleting:
             return await self._observe_for_deletion(ctx)
         spec = ctx.obj.spec
         target, source = await self._source(ctx)

@@ -45,7 +45,6 @@ from cvm_operator.reconcilers.base import (
     Observation,
     Waiting,
 )
-from cvm_operator.reconcilers.imageshare import deleting
 from cvm_operator.schedule import (
     RetentionPlan,
     RetentionRules,
@@ -258,7 +257,7 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
     # ------------------------------------------------------------------ observe
 
     async def observe(self, ctx: Context[ImageSchedule]) -> Observation:
-        if deleting(ctx):
+        if ctx.deleting:
             return await self._observe_for_deletion(ctx)
         spec, status = ctx.obj.spec, ctx.obj.status
         name = ctx.key.name

@@ -12,11 +12,11 @@ leave behind on deletion). CANCEL runs before SHARE so a failing SHARE never hid
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cvm_operator.api import IMAGE_SHARES, IMAGES, ImageShare
+from cvm_operator.api import IMAGE_SHARES, ImageShare
 from cvm_operator.api.imageshare import MAX_SHARE_ACCOUNTS
 from cvm_operator.cloud import CloudError, CloudImage, CvmApi
 from cvm_operator.cloud.resources import (
@@ -28,10 +28,8 @@ from cvm_operator.cloud.resources import (
     SHARED_IMAGE,
 )
 from cvm_operator.reconcilers.base import Blocked, Context, ManagedReconciler, Observation, Waiting
-from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.runtime import Runtime
+from cvm_operator.reconcilers.references import ImageTarget, ready_image
 
-IMAGE_KIND = "Image"
 # Share errors that name a rule the user broke, mapped to the reason shown in Stalled.
 _SHARE_ERROR_REASONS = {
     "InvalidAccountId.NotFound": "AccountNotFound",
@@ -46,36 +44,6 @@ _SHARE_ERROR_REASONS = {
 }
 
 _TYPE_WORDS = {PUBLIC_IMAGE: "a public image", MARKET_IMAGE: "a marketplace image", SHARED_IMAGE: "a shared image"}
-
-
-@dataclass(frozen=True)
-class ImageTarget:
-    """A cloud image named by an object: its id and region."""
-
-    image_id: str
-    region: str
-
-
-def is_ready(body: Mapping[str, Any]) -> bool:
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-async def ready_image(runtime: Runtime, namespace: str, name: str) -> ImageTarget:
-    """The cloud image of a Ready Image object; Waiting (woken when the Image changes) otherwise."""
-    key = ObjectKey(IMAGE_KIND, namespace, name)
-    body = await runtime.read(IMAGES, key)
-    if body is None:
-        raise Waiting("ImageNotReady", f"Image {name!r} does not exist yet", on=key)
-    image_id = (body.get("status") or {}).get("imageId")
-    region = (body.get("spec") or {}).get("region")
-    if not is_ready(body) or not image_id or not region:
-        raise Waiting("ImageNotReady", f"waiting for Image {name!r} to be Ready", on=key)
-    return ImageTarget(str(image_id), str(region))
-
-
-def deleting(ctx: Context[Any]) -> bool:
-    return bool(ctx.body["metadata"].get("deletionTimestamp"))
 
 
 @dataclass(frozen=True)
@@ -151,7 +119,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
 
     async def _target(self, ctx: Context[ImageShare]) -> ImageTarget:
         spec, status = ctx.obj.spec, ctx.obj.status
-        if deleting(ctx) and status.image_id and status.region:
+        if ctx.deleting and status.image_id and status.region:
             # What was shared is what must be cancelled, whatever state the Image object is in now.
             return ImageTarget(status.image_id, status.region)
         if spec.image_ref is not None:
@@ -162,7 +130,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
     async def observe(self, ctx: Context[ImageShare]) -> Observation:
         target = await self._target(ctx)
         api = ctx.session.cvm(target.region)
-        if deleting(ctx):
+        if ctx.deleting:
             return await self._observe_for_deletion(ctx, api, target)
         image = await api.describe_image(target.image_id)
         if image is None:

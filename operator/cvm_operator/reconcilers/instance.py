@@ -12,14 +12,10 @@ it. The Tag API names the instance by its owner's account id, learnt once per cr
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from cvm_operator.api import SET_LABEL, Instance, InstanceSpec, Phase
-from cvm_operator.api import LoginSettings as LoginSpec
 from cvm_operator.api.kinds import IMAGES, INSTANCES
 from cvm_operator.cloud import CloudError, CloudInstance, LoginSettings, SystemDisk, resource_name
 from cvm_operator.cloud.resources import (
@@ -45,7 +41,7 @@ from cvm_operator.reconcilers.base import (
 )
 from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH
 from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.runtime import Runtime
+from cvm_operator.reconcilers.references import image_ready, login_settings
 from cvm_operator.reconcilers.tags import TagChanges, tag_changes, tags_condition, with_uid_tag
 
 IMAGE_UP_TO_DATE = "ImageUpToDate"
@@ -226,48 +222,6 @@ def observe_instance(
         conditions=conditions,
         resource=InstanceUpdate(instance, verdict, desired_image, changes),
     )
-
-
-def image_ready(body: Mapping[str, Any]) -> str | None:
-    """The cloud image id of an Image object that is Ready, else None."""
-    status = body.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
-    image_id = status.get("imageId")
-    return str(image_id) if ready and image_id else None
-
-
-def decode_secret_value(data: dict[str, str], key: str) -> str | None:
-    """A Secret's data value (base64 on the wire) as text, or None when the key is absent."""
-    encoded = data.get(key)
-    if encoded is None:
-        return None
-    try:
-        return base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise ValueError(f"key {key!r} is not base64-encoded UTF-8 text") from error
-
-
-async def login_settings(
-    runtime: Runtime, namespace: str, login: LoginSpec, field: str = "spec.loginSettings"
-) -> LoginSettings:
-    """The cloud login settings of a spec's loginSettings, reading the password Secret when it names one."""
-    if login.key_ids:
-        return LoginSettings(key_ids=tuple(login.key_ids))
-    if login.keep_image_login:
-        return LoginSettings(keep_image_login=True)
-    ref = login.password_secret_ref
-    assert ref is not None
-    data = await runtime.secret_data(namespace, ref.name, f"{field}.passwordSecretRef")
-    where = f"{field}.passwordSecretRef: Secret {ref.name!r}"
-    if data is None:
-        raise Blocked("SecretNotFound", f"{where} not found")
-    try:
-        password = decode_secret_value(data, ref.key)
-    except ValueError as error:
-        raise Blocked("InvalidSecret", f"{where}: {error}") from error
-    if password is None:
-        raise Blocked("SecretKeyNotFound", f"{where} has no key {ref.key!r}")
-    return LoginSettings(password=password)
 
 
 # ---------------------------------------------------------------- reconciler

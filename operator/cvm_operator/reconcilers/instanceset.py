@@ -46,7 +46,7 @@ from cvm_operator.reconcilers.base import (
     crash_point,
 )
 from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH, Replica
-from cvm_operator.reconcilers.instance import image_ready, login_settings
+from cvm_operator.reconcilers.references import image_ready, login_settings
 from cvm_operator.reconcilers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
