@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
 
 import kubernetes
 
@@ -19,6 +21,10 @@ from cvm_operator.api import GROUP, VERSION
 logger = logging.getLogger(__name__)
 
 EVENT_SOURCE = "cvm-operator"
+DEFAULT_CONCURRENCY = 32
+"""Kubernetes calls in flight at once (threads and pooled connections)."""
+
+T = TypeVar("T")
 
 
 class Forbidden(Exception):
@@ -38,27 +44,38 @@ class AlreadyExists(Exception):
 
 
 class KubeClient:
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, api_client: kubernetes.client.ApiClient, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self._api_client = api_client
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._core = kubernetes.client.CoreV1Api(api_client)
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
+    def from_environment(cls, concurrency: int = DEFAULT_CONCURRENCY) -> KubeClient:
         """In-cluster service account when running in a pod, else $KUBECONFIG or ~/.kube/config."""
         config = kubernetes.client.Configuration()
+        config.connection_pool_maxsize = concurrency
         try:
             kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient(config))
+        return cls(kubernetes.client.ApiClient(config), concurrency)
 
     def close(self) -> None:
         self._api_client.close()  # type: ignore[no-untyped-call]
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The official client is synchronous: each call runs in this client's own threads, as many as
+        its connection pool holds, so that many workers write at once (the loop's default pool has
+        only a few threads on a small node)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(function, *args, **kwargs)
+        )
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            result = await asyncio.to_thread(
+            result = await self._call(
                 self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
             )
         except kubernetes.client.ApiException as error:
@@ -68,7 +85,7 @@ class KubeClient:
         return cast(dict[str, Any], result)
 
     async def list(self, plural: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
-        result = await asyncio.to_thread(
+        result = await self._call(
             self._custom.list_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -80,7 +97,7 @@ class KubeClient:
 
     async def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            result = await asyncio.to_thread(
+            result = await self._call(
                 self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, dict(body)
             )
         except kubernetes.client.ApiException as error:
@@ -95,7 +112,7 @@ class KubeClient:
     async def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge-patch an object (spec, labels, annotations); None when it is gone."""
         try:
-            result = await asyncio.to_thread(
+            result = await self._call(
                 self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, dict(patch)
             )
         except kubernetes.client.ApiException as error:
@@ -106,9 +123,7 @@ class KubeClient:
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         try:
-            await asyncio.to_thread(
-                self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
-            )
+            await self._call(self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
         except kubernetes.client.ApiException as error:
             if error.status != 404:
                 raise
@@ -118,7 +133,7 @@ class KubeClient:
     ) -> dict[str, Any] | None:
         """Merge-patch the status subresource (lists such as conditions are replaced whole); the new body."""
         try:
-            result = await asyncio.to_thread(
+            result = await self._call(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -151,7 +166,7 @@ class KubeClient:
         if finalizers is not None:
             metadata["finalizers"] = list(finalizers) or None
         try:
-            result = await asyncio.to_thread(
+            result = await self._call(
                 self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name,
                 {"metadata": metadata},
             )  # fmt: skip
@@ -177,7 +192,7 @@ class KubeClient:
             # A merge patch replaces the list whole; the resourceVersion guards against a concurrent edit.
             patch = {"metadata": {"ownerReferences": kept or None, "resourceVersion": meta["resourceVersion"]}}
             try:
-                await asyncio.to_thread(
+                await self._call(
                     self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, patch
                 )
             except kubernetes.client.ApiException as error:
@@ -197,11 +212,11 @@ class KubeClient:
         body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
         try:
             if namespace is None:
-                await asyncio.to_thread(
+                await self._call(
                     self._custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body
                 )
             else:
-                await asyncio.to_thread(
+                await self._call(
                     self._custom.create_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", body
                 )
         except kubernetes.client.ApiException as error:
@@ -223,7 +238,7 @@ class KubeClient:
             reporting_component=EVENT_SOURCE,
         )  # fmt: skip
         try:
-            await asyncio.to_thread(self._core.create_namespaced_event, str(meta["namespace"]), event)
+            await self._call(self._core.create_namespaced_event, str(meta["namespace"]), event)
         except (kubernetes.client.ApiException, OSError) as error:
             logger.warning("Event %s for %s/%s not posted: %s", reason, meta["namespace"], meta["name"], error)
 
@@ -231,11 +246,11 @@ class KubeClient:
         """Kopf's peering object: ClusterKopfPeering when ``namespace`` is None, else KopfPeering."""
         try:
             if namespace is None:
-                result = await asyncio.to_thread(
+                result = await self._call(
                     self._custom.get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name
                 )
             else:
-                result = await asyncio.to_thread(
+                result = await self._call(
                     self._custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", name
                 )
         except kubernetes.client.ApiException as error:
@@ -247,7 +262,7 @@ class KubeClient:
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's data (base64 values); None when it does not exist; Forbidden when RBAC refuses."""
         try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+            secret = await self._call(self._core.read_namespaced_secret, name, namespace)
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
@@ -260,7 +275,7 @@ class KubeClient:
         """A namespace's labels; None when it does not exist. Listed by name, so that the ClusterRole's
         list on namespaces suffices (no get)."""
         try:
-            listed = await asyncio.to_thread(self._core.list_namespace, field_selector=f"metadata.name={name}", limit=1)
+            listed = await self._call(self._core.list_namespace, field_selector=f"metadata.name={name}", limit=1)
         except kubernetes.client.ApiException as error:
             if error.status == 403:
                 raise Forbidden(f"list namespaces {name}") from None

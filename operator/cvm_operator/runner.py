@@ -181,7 +181,7 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
         "none" if credentials is None else repr(credentials) if isinstance(credentials, RoleCredentials) else "keys",
         args.default_credentials_namespaces or "all",
     )
-    kube = KubeClient.from_environment()
+    kube = KubeClient.from_environment(concurrency=args.workers)
     return Runtime(config, kube, CloudPool(endpoint), event_poster(kube))
 
 
