@@ -6,7 +6,7 @@ Phases, in this order, each in its own namespace:
 1. floor: a plain client creates N Images and patches the status of each twice (Reconciling, Ready);
 2. kopf: a trivial Kopf operator (benchmarks/trivial_kopf_operator.py) makes N new Images Ready;
 3. cvm-images: cvm-operator adopts N Images (``source.existing.imageId``, so the cloud is no limit);
-4. kopf-daemon: the trivial Kopf operator with one idle daemon per object, for its memory;
+4. kopf-daemon: the trivial Kopf operator with one idle daemon per object (on phase 2's objects), for memory;
 5. cvm-instances: cvm-operator launches M Instances; RunInstances allows 10/s, so M/10 s is the floor;
 6. steady: one cvm-operator on both namespaces with a short poll interval: Describe calls per poll;
 7. profile: cvm-operator with N settled Images under tracemalloc (CVM_OPERATOR_TRACEMALLOC).
@@ -55,6 +55,7 @@ WRITE_VERBS = ("POST", "PATCH", "PUT")
 # Targets of issue 12.
 TIME_VS_KOPF, RSS_VS_KOPF, RSS_MAX_MIB = 1.2, 1.25, 250.0
 INSTANCES_VS_FLOOR, WRITES_MAX, EVENTS_MAX = 1.15, 3.0, 1.0
+DAEMON_FINALIZER = f"{GROUP}/trivial-kopf"  # benchmarks/trivial_kopf_operator.py
 PHASES = ("floor", "kopf", "cvm_images", "kopf_daemon", "cvm_instances", "steady", "profile")
 
 
@@ -152,11 +153,24 @@ class Kube:
         return len(items), sum(int(item.get("count") or 1) for item in items)
 
 
-class ReadyWatch:
-    """Counts objects of one kind in a namespace whose Ready condition is True, through a watch."""
+def is_ready(body: Mapping[str, Any]) -> bool:
+    ready = condition(body, "Ready")
+    return ready is not None and ready.get("status") == "True"
 
-    def __init__(self, kube: Kube, namespace: str, plural: str, expected: int) -> None:
+
+class ReadyWatch:
+    """Counts objects of one kind in a namespace that pass ``test`` (Ready=True by default), through a watch."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        plural: str,
+        expected: int,
+        test: Callable[[Mapping[str, Any]], bool] = is_ready,
+    ) -> None:
         self.kube, self.namespace, self.plural, self.expected = kube, namespace, plural, expected
+        self.test = test
         self.ready: set[str] = set()
         self.done = asyncio.Event()
         self.done_at = 0.0
@@ -180,11 +194,11 @@ class ReadyWatch:
                     version = body["metadata"]["resourceVersion"]
                     if event["type"] not in ("ADDED", "MODIFIED"):
                         continue
-                    ready, stalled = condition(body, "Ready"), condition(body, "Stalled")
+                    stalled = condition(body, "Stalled")
                     if stalled is not None and stalled.get("status") == "True":
                         self.stalled = f"{body['metadata']['name']}: {stalled.get('message')}"
                         self.done.set()
-                    if ready is not None and ready.get("status") == "True":
+                    if self.test(body):
                         self.ready.add(body["metadata"]["uid"])
                         if len(self.ready) >= self.expected and not self.done.is_set():
                             self.done_at = time.monotonic()
@@ -304,6 +318,12 @@ class Process:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """For throwaway operators whose graceful stop takes long (thousands of daemons)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
@@ -335,6 +355,7 @@ class Bench:
             "TENCENTCLOUD_SECRET_KEY": account.secret_key,
         }
         self.results: dict[str, Any] = {}
+        self.phase_started = time.monotonic()
 
     def cvm_operator(self, name: str, namespace: str, _: bool = False) -> Process:
         return self.cvm_operator_on(name, [namespace], self.args.launch_poll_interval)
@@ -415,13 +436,16 @@ class Bench:
         return result
 
     def report(self, phase: str, result: dict[str, Any]) -> None:
+        now = time.monotonic()
+        result["phase_seconds"] = round(now - self.phase_started, 1)
+        self.phase_started = now
         self.results[phase] = result
         shown = {k: v for k, v in result.items() if not isinstance(v, dict)}
         print(f"  {phase}: {json.dumps(shown)}", flush=True)
 
     async def run(self) -> None:
         args, kube, phases = self.args, self.kube, self.args.phases
-        for namespace in ("floor", "kopf", "cvm-images", "kopf-daemon", "cvm-instances", "profile"):
+        for namespace in ("floor", "kopf", "cvm-images", "cvm-instances", "profile"):
             await kube.namespace(f"bench-{namespace}")
         await kube.call(
             "POST", "/api/v1/namespaces/bench-cvm-instances/secrets",
@@ -436,8 +460,7 @@ class Bench:
         if "cvm_images" in phases:
             self.report("cvm_images", await self.operated("bench-cvm-images", "images", n, image, self.cvm_operator))
         if "kopf_daemon" in phases:
-            result = await self.operated("bench-kopf-daemon", "images", n, image, self.trivial_kopf, True)
-            self.report("kopf_daemon", result)
+            self.report("kopf_daemon", await self.daemons(n))
         if "cvm_instances" in phases and m:
             result = await self.operated("bench-cvm-instances", "instances", m, instance, self.cvm_operator)
             result["floor_seconds"] = m / RUN_INSTANCES_PER_SECOND
@@ -477,6 +500,39 @@ class Bench:
             operator.stop()
         return result
 
+    async def daemons(self, count: int) -> dict[str, Any]:
+        """The trivial Kopf operator with an idle daemon per object, on the kopf phase's objects: its memory."""
+        namespace = "bench-kopf"
+        if "kopf" not in self.args.phases:
+
+            async def create(index: int) -> None:
+                await self.kube.create(namespace, "images", image(f"b-{index:05d}"))
+
+            await bounded(count, self.args.concurrency, create)
+
+        def has_daemon(body: Mapping[str, Any]) -> bool:  # Kopf holds a finalizer for each object's daemon
+            return DAEMON_FINALIZER in (body["metadata"].get("finalizers") or ())
+
+        watch = await ReadyWatch(self.kube, namespace, "images", count, has_daemon).start()
+        started = time.monotonic()
+        operator = self.trivial_kopf("kopf-daemon", namespace, True)
+        try:
+            idle = operator.rss_mib()  # just started: its objects are only being listed
+            done_at = await watch.wait(self.args.timeout)
+            await asyncio.sleep(5)  # the daemons start right after the finalizer is written
+            rss = operator.rss_mib()
+            return {
+                "objects": count,
+                "seconds_to_all_daemons": round(done_at - started, 2),
+                "idle_rss_mib": round(idle, 1),
+                "peak_rss_mib": round(operator.peak_rss_mib(), 1),
+                "rss_mib": round(rss, 1),
+                "bytes_per_object": round((rss - idle) * 2**20 / count),
+                "operator_cpu_seconds": round(cpu_seconds(operator.pid), 1),
+            }
+        finally:
+            operator.kill()
+
     async def steady(self, images: int, instances: int) -> dict[str, Any]:
         """Describe calls per poll with every object settled, over whole poll intervals."""
         interval = self.args.poll_interval
@@ -485,10 +541,10 @@ class Bench:
         try:
             total = images + instances
             await wait_until(lambda: operator.metric("cvm_operator_reconciles_total") >= total, self.args.timeout)
-            # Start between two grid ticks, once every object has had its first aligned wake-up.
-            await asyncio.sleep(1.5 * interval)
-            now = time.time()
-            await asyncio.sleep(math.floor(now / interval) * interval + 1.5 * interval - now)
+            # Every object's first aligned wake-up is a grid tick at most 1.5 intervals after its first pass,
+            # and it wakes on every tick from then on: start half an interval before the first tick after that.
+            first_tick = math.ceil((time.time() + 1.5 * interval) / interval) * interval
+            await asyncio.sleep(first_tick - interval / 2 - time.time())
             before = calls_by_action(self.emulator)
             cpu_before = cpu_seconds(operator.pid)
             await asyncio.sleep(self.args.steady_polls * interval)
@@ -523,27 +579,29 @@ class Bench:
         )
         try:
             assert operator.process is not None
+            await asyncio.sleep(5)  # start-up garbage is gone
             operator.process.send_signal(signal.SIGUSR1)  # the baseline, before any object
             await wait_until(out.exists, 300)
             out.unlink()
             await self.launch(namespace, "images", count, image, operator)
             await wait_until(lambda: operator.metric("cvm_operator_reconciles_total") >= count, self.args.timeout)
-            await asyncio.sleep(2)
+            await asyncio.sleep(8)  # Kopf's per-object workers end after 5 s without events
             operator.process.send_signal(signal.SIGUSR1)
             await wait_until(out.exists, 300)
-            await asyncio.sleep(1)
+            report = json.loads(out.read_text())
         finally:
-            operator.stop()
-        report = json.loads(out.read_text())
+            operator.kill()  # no report at exit: it would replace this one
         body = await self.kube.call("GET", self.kube.objects(namespace, "images") + "/b-00000")
         grown = report["grown_bytes"]
+        lean = {**body, "metadata": {k: v for k, v in body["metadata"].items() if k != "managedFields"}}
         return {
             "objects": count,
             "traced_mib": round(report["traced_bytes"] / 2**20, 1),
             "grown_mib": round(grown / 2**20, 1),
             "grown_bytes_per_object": round(grown / count),
-            "cached_body_bytes": deep_size(body),
-            "cached_body_json_bytes": len(json.dumps(body)),
+            "body_bytes": deep_size(body),
+            "body_json_bytes": len(json.dumps(body)),
+            "cached_body_bytes": deep_size(lean),
             "grown_by_file": report["grown_by_file"][:15],
             "grown_by_line": report["grown_by_line"][:20],
         }
@@ -644,12 +702,12 @@ def print_table(results: dict[str, Any]) -> None:
         rss = row.get("peak_rss_mib")
         same_work = kopf and phase in ("floor", "kopf", "cvm_images")
         cells = [
-            phase, row["objects"], row["seconds_to_all_ready"], row["objects_per_second"],
+            phase, row["objects"], row.get("seconds_to_all_ready", "-"), row.get("objects_per_second", "-"),
             ratio(row["seconds_to_all_ready"], kopf["seconds_to_all_ready"]) if same_work else "-",
             rss if rss is not None else "-",
             ratio(rss, kopf["peak_rss_mib"]) if kopf and rss is not None else "-",
             row.get("idle_rss_mib", "-"), row.get("bytes_per_object", "-"), row.get("operator_cpu_ms_per_object", "-"),
-            row["writes_per_object"], row["events_per_object"],
+            row.get("writes_per_object", "-"), row.get("events_per_object", "-"),
         ]  # fmt: skip
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
     print()
@@ -661,8 +719,8 @@ def print_table(results: dict[str, Any]) -> None:
     if profile:
         print(
             f"\nmemory profile (tracemalloc): {profile['objects']} Images added {profile['grown_mib']} MiB, "
-            f"{profile['grown_bytes_per_object']} B/object; one body as decoded JSON {profile['cached_body_bytes']} B "
-            f"({profile['cached_body_json_bytes']} B of text)"
+            f"{profile['grown_bytes_per_object']} B/object; one body as decoded JSON {profile['body_bytes']} B "
+            f"({profile['body_json_bytes']} B of text), {profile['cached_body_bytes']} B without managedFields"
         )
         for row in profile["grown_by_file"][:12]:
             print(f"  {row['bytes'] / profile['objects']:8.0f} B/object {row['blocks']:+9d} blocks  {row['where']}")
