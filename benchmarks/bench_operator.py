@@ -6,10 +6,12 @@ Phases, in this order, each in its own namespace:
 1. floor: a plain client creates N Images and patches the status of each twice (Reconciling, Ready);
 2. kopf: a trivial Kopf operator (benchmarks/trivial_kopf_operator.py) makes N new Images Ready;
 3. cvm-images: cvm-operator adopts N Images (``source.existing.imageId``, so the cloud is no limit);
-4. kopf-daemon: the trivial Kopf operator with one idle daemon per object (on phase 2's objects), for memory;
+4. kopf-daemon: the trivial Kopf operator with one idle daemon per object, for memory: started on phase 2's
+   settled objects (as after a restart), it spawns them all at once;
 5. cvm-instances: cvm-operator launches M Instances; RunInstances allows 10/s, so M/10 s is the floor;
-6. steady: one cvm-operator on both namespaces with a short poll interval: Describe calls per poll;
-7. profile: cvm-operator with N settled Images under tracemalloc (CVM_OPERATOR_TRACEMALLOC).
+6. steady: one cvm-operator started on both namespaces with a short poll interval: Describe calls per poll
+   (and its memory, started on settled objects like phase 4);
+7. profile: what ``--profile-objects`` new Images add to cvm-operator, by tracemalloc (CVM_OPERATOR_TRACEMALLOC).
 
 Time is from the first create to the last object Ready, seen through a watch. Peak RSS is the
 operator process's VmHWM. Writes are the apiserver's own counts (``apiserver_request_total``:
@@ -523,6 +525,7 @@ class Bench:
             rss = operator.rss_mib()
             return {
                 "objects": count,
+                "mode": "a start on the settled objects of phase 2",
                 "seconds_to_all_daemons": round(done_at - started, 2),
                 "idle_rss_mib": round(idle, 1),
                 "peak_rss_mib": round(operator.peak_rss_mib(), 1),
@@ -550,13 +553,16 @@ class Bench:
             await asyncio.sleep(self.args.steady_polls * interval)
             calls = delta(calls_by_action(self.emulator), before)
             cpu = cpu_seconds(operator.pid) - cpu_before
-            rss = operator.rss_mib()
+            rss, peak = operator.rss_mib(), operator.peak_rss_mib()
         finally:
             operator.stop()
         polls = self.args.steady_polls
-        result: dict[str, Any] = {"poll_interval_s": interval, "polls": polls, "cloud_calls": {
-            f"{action} {code}": value for (action, code), value in sorted(calls.items())
-        }}  # fmt: skip
+        result: dict[str, Any] = {
+            "objects": images + instances,
+            "poll_interval_s": interval,
+            "polls": polls,
+            "cloud_calls": {f"{action} {code}": value for (action, code), value in sorted(calls.items())},
+        }
         for kind, count, action in (
             ("images", images, "DescribeImages"),
             ("instances", instances, "DescribeInstances"),
@@ -568,6 +574,7 @@ class Bench:
         result["request_limit_exceeded"] = sum(v for (_, code), v in calls.items() if code == "RequestLimitExceeded")
         result["operator_cpu_seconds_per_poll"] = round(cpu / polls, 2)
         result["rss_mib"] = round(rss, 1)
+        result["peak_rss_mib"] = round(peak, 1)  # a start on N settled objects, like the daemon phase's
         return result
 
     async def profile(self, count: int) -> dict[str, Any]:
@@ -710,6 +717,13 @@ def print_table(results: dict[str, Any]) -> None:
             row.get("writes_per_object", "-"), row.get("events_per_object", "-"),
         ]  # fmt: skip
         print("| " + " | ".join(str(cell) for cell in cells) + " |")
+    daemons, steady = results.get("kopf_daemon"), results.get("steady")
+    if daemons and steady:
+        print(
+            f"\nstarted on settled objects: trivial Kopf with a daemon each, {daemons['objects']} objects, "
+            f"peak {daemons['peak_rss_mib']} MiB; cvm-operator, {steady['objects']} objects, "
+            f"peak {steady['peak_rss_mib']} MiB"
+        )
     print()
     print("| target | figure | bound | met |")
     print("|---|---|---|---|")
