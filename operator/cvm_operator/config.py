@@ -32,13 +32,16 @@ class OperatorConfig:
         credentials: AnyCredentials | None,
         poll_interval: float,
         default_credentials_namespaces: LabelSelector | None = None,
+        stalled_interval: float | None = None,
     ) -> OperatorConfig:
         """Progress is watched at least every 5 s, and more often when polling is faster."""
+        if stalled_interval is None:
+            stalled_interval = max(30.0, 10 * poll_interval)
         return cls(
             endpoint=endpoint,
             default_credentials=credentials,
             default_credentials_namespaces=default_credentials_namespaces,
             poll_interval=poll_interval,
             progress_interval=min(5.0, poll_interval),
-            stalled_interval=min(max(30.0, 10 * poll_interval), 1800.0),
+            stalled_interval=min(stalled_interval, 1800.0),
         )

@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between cloud checks of settled objects (drift detection)",
     )
     parser.add_argument(
+        "--stalled-interval",
+        type=float,
+        default=None,
+        help="seconds before a Stalled object (an error the user must fix) is retried; doubles up to 30 min "
+        "(default: 10 poll intervals, at least 30 s)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=DEFAULT_WORKERS, help="objects reconciled at once (a fixed pool of workers)"
     )
     parser.add_argument(
@@ -174,7 +181,7 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
     endpoint = endpoint_from_options(args.endpoint)
     credentials = args.default_credentials if "default_credentials" in args else resolve_default_credentials(args)
     config = OperatorConfig.with_poll_interval(
-        endpoint, credentials, args.poll_interval, args.default_credentials_namespaces
+        endpoint, credentials, args.poll_interval, args.default_credentials_namespaces, args.stalled_interval
     )
     logger.info(
         "default credentials: %s; usable in namespaces: %s",

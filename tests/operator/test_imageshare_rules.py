@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
+
+import pytest
 
 from tests.operator.test_imagecopy import copy_body
 from tests.operator.test_imageshare import (
@@ -20,6 +23,12 @@ from tests.support.operator import Objects, OperatorProcess
 
 PUBLIC_UBUNTU, MARKET_WORDPRESS = "img-487zeit5", "img-mkt0wp01"
 MUTATING = ("ModifyImageSharePermission", "SyncImages")
+
+
+@pytest.fixture
+def operator(operator_factory: Callable[..., OperatorProcess], namespace: str) -> OperatorProcess:
+    """Stalled objects are retried after half an hour, so any repeated call is a loop, even on a slow run."""
+    return operator_factory([namespace], extra_args=["--stalled-interval", "1800"])
 
 
 def by_id(image_id: str) -> dict[str, str]:

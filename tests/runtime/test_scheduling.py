@@ -149,6 +149,11 @@ def test_progress_is_watched_at_least_as_often_as_polling() -> None:
     assert fast.stalled_interval >= 30.0 and slow.stalled_interval == 1800.0
 
 
+def test_a_chosen_stalled_interval_is_kept_up_to_the_cap() -> None:
+    assert OperatorConfig.with_poll_interval(None, None, 1.0, stalled_interval=120.0).stalled_interval == 120.0
+    assert OperatorConfig.with_poll_interval(None, None, 1.0, stalled_interval=7200.0).stalled_interval == 1800.0
+
+
 def test_regular_polls_wake_together_on_a_grid() -> None:
     regular = (10.0, 5.0)
     wake_times = {round(now + aligned_delay(10.0, now, regular), 6) for now in (1000.2, 1003.9, 1004.99)}
