@@ -26,7 +26,18 @@ from .common import (
     unique,
     with_rules,
 )
-from .instance import HOST_NAME_PATTERN, INSTANCE_TYPE_PATTERN, LoginSettings, RunState, SystemDisk
+from .instance import (
+    HOST_NAME_PATTERN,
+    IMMUTABLE_LAUNCH_FIELDS,
+    INSTANCE_TYPE_PATTERN,
+    LAUNCH_RULES,
+    LaunchSettings,
+    LoginSettings,
+    RunState,
+    SystemDisk,
+    launch_changes,
+    unchanged,
+)
 
 KIND = "InstanceSet"
 
@@ -45,6 +56,13 @@ MSG_TEMPLATE_REGION = "spec.template.spec.region: must not be set; the replicas 
 MSG_TEMPLATE_ZONE = "spec.template.spec.zone: must not be set; spec.zones places the replicas"
 MSG_TEMPLATE_LABEL = f"spec.template.metadata.labels: {SET_LABEL} is set by the InstanceSet"
 MSG_ZONES_IN_REGION = "spec.zones: every zone must be a zone of spec.region (<region>-<n>)"
+MSG_TEMPLATE_PRIVATE_IP = (
+    "spec.template.spec.network.privateIpAddress: must not be set; each replica gets an address of the subnet"
+)
+MSG_SUBNET_ONE_ZONE = (
+    "spec.template.spec.network.subnetId: a subnet is in one zone, so spec.zones must list exactly one zone"
+)
+TEMPLATE_PREFIX = "spec.template.spec"
 MSG_NO_PROGRESS = (
     "spec.updateStrategy.maxUnavailable: must be at least 1 (or maxSurge at least 1 with RollingReplace), "
     "otherwise a rollout can never take a step"
@@ -124,7 +142,7 @@ class InstanceTemplateMeta(SpecModel):
         return value
 
 
-class InstanceTemplateSpec(SpecModel):
+class InstanceTemplateSpec(LaunchSettings):
     """The spec of every replica: the Instance fields, without region and zone (the set places replicas).
 
     Each replica's cloud name is its object name; reimagePolicy and deletionPolicy come from the set.
@@ -134,6 +152,13 @@ class InstanceTemplateSpec(SpecModel):
         cel("has(self.imageRef) != has(self.imageId)", MSG_TEMPLATE_IMAGE_ONE_OF),
         cel("!has(self.region)", MSG_TEMPLATE_REGION, field_path=".region"),
         cel("!has(self.zone)", MSG_TEMPLATE_ZONE, field_path=".zone"),
+        cel(
+            "!has(self.network) || !has(self.network.privateIpAddress)",
+            MSG_TEMPLATE_PRIVATE_IP,
+            field_path=".network.privateIpAddress",
+        ),
+        *LAUNCH_RULES,
+        *(unchanged(path, prefix=TEMPLATE_PREFIX) for path in IMMUTABLE_LAUNCH_FIELDS),
     )
 
     region: str | None = Field(default=None, description="Not allowed: every replica is in the set's spec.region.")
@@ -169,8 +194,12 @@ class InstanceTemplateSpec(SpecModel):
         description="System disk type and size of every replica.",
         json_schema_extra={"default": {}},
     )
-    login_settings: LoginSettings = Field(
-        description="How to log in to every replica: exactly one of keyIds, passwordSecretRef, keepImageLogin."
+    login_settings: LoginSettings | None = Field(
+        default=None,
+        description=(
+            "How to log in to every replica: exactly one of keyIds, passwordSecretRef, keepImageLogin; omitted: "
+            "the cloud sets a random password."
+        ),
     )
     run_state: RunState = Field(default="Running", description="Running or Stopped: the power state of every replica.")
     tags: Tags = Field(default_factory=dict, description="Cloud tags of every replica (key to value).")
@@ -183,6 +212,8 @@ class InstanceTemplateSpec(SpecModel):
             raise ValueError(MSG_TEMPLATE_ZONE)
         if (self.image_ref is None) == (self.image_id is None):
             raise ValueError(MSG_TEMPLATE_IMAGE_ONE_OF)
+        if self.network is not None and self.network.private_ip_address is not None:
+            raise ValueError(MSG_TEMPLATE_PRIVATE_IP)
         return self
 
 
@@ -246,6 +277,11 @@ class InstanceSetSpec(SpecModel):
 
     model_config = with_rules(
         cel("self.zones.all(z, z.startsWith(self.region + '-'))", MSG_ZONES_IN_REGION, field_path=".zones"),
+        cel(
+            "!has(self.template.spec.network) || !has(self.template.spec.network.subnetId) || size(self.zones) == 1",
+            MSG_SUBNET_ONE_ZONE,
+            field_path=".template.spec.network.subnetId",
+        ),
     )
 
     region: str = Field(
@@ -301,6 +337,9 @@ class InstanceSetSpec(SpecModel):
     def _zones_in_region(self) -> Self:
         if not all(zone.startswith(self.region + "-") for zone in self.zones):
             raise ValueError(MSG_ZONES_IN_REGION)
+        network = self.template.spec.network
+        if network is not None and network.subnet_id is not None and len(self.zones) != 1:
+            raise ValueError(MSG_SUBNET_ONE_ZONE)
         return self
 
 
@@ -345,4 +384,5 @@ def check_instance_set_update(old: InstanceSetSpec, new: InstanceSetSpec) -> lis
     check.same(old_disk.disk_type, new_disk.disk_type, "spec.systemDisk.diskType")
     if new_disk.size_gb < old_disk.size_gb:
         check.fail("spec.systemDisk.sizeGB: cannot shrink")
+    check.errors.extend(launch_changes(old.template.spec, new.template.spec, TEMPLATE_PREFIX))
     return check.errors

@@ -61,9 +61,12 @@ def decode_secret_value(data: dict[str, str], key: str) -> str | None:
 
 
 async def login_settings(
-    runtime: Runtime, namespace: str, login: LoginSpec, field: str = "spec.loginSettings"
+    runtime: Runtime, namespace: str, login: LoginSpec | None, field: str = "spec.loginSettings"
 ) -> LoginSettings:
-    """The cloud login settings of a spec's loginSettings, reading the password Secret when it names one."""
+    """The cloud login settings of a spec's loginSettings, reading the password Secret when it names one.
+    Without loginSettings none are sent, and the cloud sets a random password."""
+    if login is None:
+        return LoginSettings()
     if login.key_ids:
         return LoginSettings(key_ids=tuple(login.key_ids))
     if login.keep_image_login:
