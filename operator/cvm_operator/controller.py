@@ -26,7 +26,10 @@ from cvm_operator.workqueue import QueueShutDown, WorkQueue
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WORKERS = 32
+DEFAULT_WORKERS = 512
+"""Workers mostly wait (for the cloud, a batch, a token); enough of them lets a poll of thousands of
+settled objects fill Describe batches of 100, and a queue of launches waiting for RunInstances tokens
+leaves the rest of the objects workers to run on."""
 
 
 def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -88,7 +91,9 @@ class Controller:
         self.runtime.bodies.forget(key)
         self.queue.forget(key)
         self.runtime.wakeups.forget(key)
-        self.runtime.attempts.pop(str(body["metadata"].get("uid")), None)
+        uid = str(body["metadata"].get("uid"))
+        self.runtime.attempts.pop(uid, None)
+        self.runtime.unannounced.forget(uid)
 
     # ------------------------------------------------------------------ workers
 

@@ -30,7 +30,7 @@ from cvm_operator.cloud import (
 )
 from cvm_operator.config import OperatorConfig
 from cvm_operator.controller import DEFAULT_WORKERS, Controller
-from cvm_operator.kube import KubeClient
+from cvm_operator.kube import DEFAULT_CONCURRENCY, KubeClient
 from cvm_operator.peering import Peering
 from cvm_operator.reconcilers.runtime import EventPoster, Runtime
 from cvm_operator.tenancy import DEFAULT_ACCOUNT_SELECTOR, LabelSelector, SelectorError, parse_selector
@@ -188,7 +188,7 @@ def build_runtime(args: argparse.Namespace) -> Runtime:
         "none" if credentials is None else repr(credentials) if isinstance(credentials, RoleCredentials) else "keys",
         args.default_credentials_namespaces or "all",
     )
-    kube = KubeClient.from_environment(concurrency=args.workers)
+    kube = KubeClient.from_environment(concurrency=min(args.workers, DEFAULT_CONCURRENCY))
     return Runtime(config, kube, CloudPool(endpoint), event_poster(kube))
 
 

@@ -5,6 +5,8 @@
   an add meanwhile is remembered and takes effect then. So one key never runs twice at once.
 - One heap holds every requeue (poll grid, backoff, wake-ups), so memory grows by a heap entry per
   object, not by a task.
+- Idle workers wait in line: a key that becomes due wakes one of them, and a worker that takes a key
+  while more are due wakes the next, so hundreds of idle workers cost nothing per add.
 
 Time comes from an injected clock, so the ordering rules are testable without waiting.
 """
@@ -12,10 +14,10 @@ Time comes from an injected clock, so the ordering rules are testable without wa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -36,7 +38,10 @@ class WorkQueue(Generic[K]):
         self._requeue: dict[K, float] = {}
         """Adds that arrived while the key was being processed, applied at done()."""
         self._sequence = itertools.count()
-        self._changed = asyncio.Event()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        """Idle workers, oldest first."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None
         self._shut = False
 
     def __len__(self) -> int:
@@ -53,7 +58,10 @@ class WorkQueue(Generic[K]):
             return
         self._due[key] = due
         heapq.heappush(self._heap, (due, next(self._sequence), key))
-        self._changed.set()
+        if due <= self._clock():
+            self._wake_one()
+        else:
+            self._arm_timer()
 
     def forget(self, key: K) -> None:
         """Drop a queued key (its object is gone); a run in progress still finishes."""
@@ -94,11 +102,47 @@ class WorkQueue(Generic[K]):
                 raise QueueShutDown
             key = self.pop_ready()
             if key is not None:
+                if self.next_due() == 0.0:
+                    self._wake_one()  # more are due: the next idle worker takes one
+                else:
+                    self._arm_timer()  # for the next key to come due
                 return key
-            self._changed.clear()
-            wait = self.next_due()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            self._arm_timer()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken and cancelled at once: pass the wake-up on
+                else:
+                    self._waiters.remove(waiter)
+                raise
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _arm_timer(self) -> None:
+        """One timer, for the earliest due key, wakes one waiter when that key is due (none without waiters:
+        a worker arms it when it starts to wait)."""
+        wait = self.next_due() if self._waiters else None
+        if wait is None:
+            return
+        due = self._clock() + wait
+        if self._timer is not None:
+            if self._timer_due is not None and self._timer_due <= due:
+                return
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_due = None
+        self._wake_one()
 
     def done(self, key: K) -> None:
         """The worker finished ``key``; an add that came meanwhile queues it again."""
@@ -109,4 +153,7 @@ class WorkQueue(Generic[K]):
 
     def shut_down(self) -> None:
         self._shut = True
-        self._changed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        while self._waiters:
+            self._wake_one()

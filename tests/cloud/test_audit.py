@@ -82,3 +82,54 @@ def test_long_messages_keep_their_request_ids() -> None:
 
     message = asyncio.run(one_pass())
     assert len(message) == 100 and message.endswith("[cloud: CreateImage RequestId=req-1]")
+
+
+def test_writes_no_event_named_reach_the_next_pass_of_the_same_object_only() -> None:
+    unannounced = audit.Unannounced()
+
+    async def launch_pass() -> None:
+        scope = unannounced.begin(REF)
+        audit.record("RunInstances", "ap-guangzhou", "req-launch", "OK")
+        unannounced.end(scope)  # no Event this pass (Launching is only a condition)
+
+    async def other_object_pass() -> str:
+        scope = unannounced.begin(audit.ObjectRef("Image", "team-a", "other", "uid-2"))
+        try:
+            return audit.annotate("uid-2", "Ready")
+        finally:
+            unannounced.end(scope)
+
+    async def ready_pass() -> str:
+        scope = unannounced.begin(REF)
+        try:
+            return audit.annotate("uid-1", "Ready")
+        finally:
+            unannounced.end(scope)
+
+    asyncio.run(launch_pass())
+    assert asyncio.run(other_object_pass()) == "Ready"
+    assert asyncio.run(ready_pass()) == "Ready [cloud: RunInstances RequestId=req-launch]"
+    assert len(unannounced) == 0  # named once, then dropped
+    asyncio.run(launch_pass())
+    unannounced.forget("uid-1")
+    assert asyncio.run(ready_pass()) == "Ready"
+
+
+def test_an_object_that_writes_every_pass_without_an_event_keeps_only_the_newest_writes() -> None:
+    unannounced = audit.Unannounced()
+
+    async def tag_pass(n: int) -> None:
+        scope = unannounced.begin(REF)
+        audit.record("ModifyResourceTags", "ap-guangzhou", f"req-{n}", "OK")
+        unannounced.end(scope)
+
+    for n in range(audit.Unannounced.LIMIT + 5):
+        asyncio.run(tag_pass(n))
+
+    async def event_pass() -> str:
+        unannounced.begin(REF)
+        return audit.annotate("uid-1", "Drift")
+
+    message = asyncio.run(event_pass())
+    assert message.count("RequestId=") == audit.Unannounced.LIMIT
+    assert "req-4 " not in message + " " and f"req-{audit.Unannounced.LIMIT + 4}]" in message

@@ -43,6 +43,34 @@ async def test_concurrent_gets_coalesce_into_one_batch() -> None:
     assert sorted(fetch.batches[0]) == sorted(keys)
 
 
+async def trickle(batcher: Batcher[str, str], count: int, gap: float) -> list[str | None]:
+    """``count`` lookups, one every ``gap`` seconds, as passes that each take CPU before their lookup."""
+
+    async def one(n: int) -> str | None:
+        await asyncio.sleep(n * gap)
+        return await batcher.get(f"k{n}")
+
+    return await asyncio.gather(*(one(n) for n in range(count)))
+
+
+async def test_lookups_that_trickle_in_keep_filling_one_batch() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.05, linger=5.0)
+    values = await trickle(batcher, 20, 0.005)
+    assert values == [f"value-k{n}" for n in range(20)]
+    assert [len(batch) for batch in fetch.batches] == [20]
+
+
+async def test_a_batch_waits_no_longer_than_its_linger() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.05, linger=0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await trickle(batcher, 30, 0.01)  # never quiet for 50 ms, for 300 ms
+    assert len(fetch.batches) >= 2  # a steady stream is still sent, batch by batch
+    assert loop.time() - started < 1.0
+
+
 async def test_batches_split_at_max_batch() -> None:
     fetch = Recorder()
     batcher: Batcher[str, str] = Batcher(fetch, window=0.01, max_batch=100)

@@ -165,3 +165,52 @@ def test_regular_polls_wake_together_on_a_grid() -> None:
 
 def test_backoff_delays_are_not_aligned() -> None:
     assert aligned_delay(7.3, 1000.2, (10.0, 5.0)) == 7.3
+
+
+async def test_an_add_wakes_one_idle_worker_and_a_taken_key_wakes_the_next_while_more_are_due() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    woken: list[str] = []
+
+    async def worker(name: str) -> None:
+        key = await queue.get()
+        woken.append(f"{name}:{key}")
+
+    workers = [asyncio.create_task(worker(f"w{n}")) for n in range(5)]
+    await asyncio.sleep(0)
+    queue.add("a")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert woken == ["w0:a"]  # one key, one worker; the other four still wait
+    for key in ("b", "c"):
+        queue.add(key)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(woken) == ["w0:a", "w1:b", "w2:c"]
+    queue.shut_down()
+    await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def test_a_key_due_later_wakes_a_worker_at_its_time() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    getters = [asyncio.create_task(queue.get()) for _ in range(3)]
+    await asyncio.sleep(0)
+    queue.add("later", 0.05)
+    queue.add("sooner", 0.02)
+    done, pending = await asyncio.wait(getters, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+    assert [task.result() for task in done] == ["sooner"]
+    done, pending = await asyncio.wait(pending, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+    assert [task.result() for task in done] == ["later"]
+    queue.shut_down()
+    with pytest.raises(QueueShutDown):
+        await asyncio.gather(*pending)
+
+
+async def test_a_cancelled_waiter_passes_its_wake_up_on() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    first, second = asyncio.create_task(queue.get()), asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.add("a")  # wakes the first waiter ...
+    first.cancel()  # ... which is cancelled before it runs
+    assert await asyncio.wait_for(second, timeout=1.0) == "a"
+    with pytest.raises(asyncio.CancelledError):
+        await first

@@ -4,7 +4,9 @@ audit trail (CloudAudit) can be matched to the Kubernetes object and back.
 
 A reconcile pass calls :func:`begin` with its object; the cloud layer calls :func:`record` after each
 write; the Event poster calls :func:`annotate`. The scope lives in a context variable, so passes that
-run concurrently (each in its own task) never see each other's writes.
+run concurrently (each in its own task) never see each other's writes. Writes no Event of their pass
+named are carried to the object's next pass (:class:`Unannounced`): a launch posts no Event of its own,
+and its RequestId reaches the Ready Event a few passes later.
 """
 
 from __future__ import annotations
@@ -55,11 +57,37 @@ class Scope:
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("cvm_operator_audit_scope", default=None)
 
 
-def begin(ref: ObjectRef) -> Scope:
-    """Start the audit scope of one reconcile pass (in the current task)."""
-    scope = Scope(ref)
+def begin(ref: ObjectRef, carried: list[Write] | None = None) -> Scope:
+    """Start the audit scope of one reconcile pass (in the current task), with the writes earlier passes
+    left unannounced."""
+    scope = Scope(ref, list(carried or ()))
     _scope.set(scope)
     return scope
+
+
+class Unannounced:
+    """Per object, the writes no Event has named yet, until one does or the object goes."""
+
+    LIMIT = 20
+    """Writes kept per object: the newest, so an object that writes every pass without a transition
+    (tags put back, say) holds a bounded list."""
+
+    def __init__(self) -> None:
+        self._writes: dict[str, list[Write]] = {}
+
+    def begin(self, ref: ObjectRef) -> Scope:
+        return begin(ref, self._writes.pop(ref.uid, None))
+
+    def end(self, scope: Scope) -> None:
+        left = scope.writes[scope.announced :]
+        if left:
+            self._writes[scope.ref.uid] = left[-self.LIMIT :]
+
+    def forget(self, uid: str) -> None:
+        self._writes.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._writes)
 
 
 def current() -> Scope | None:

@@ -234,6 +234,10 @@ def _status_model(reconciler: ManagedReconciler[Any]) -> type[BaseStatus]:
     return annotation
 
 
+FIRST_LOOK_AFTER_CREATE = 1.0
+"""Seconds from a create to the first look at the new resource."""
+
+
 @dataclass
 class Pass:
     """One reconcile pass under way: the status it builds and when to look next."""
@@ -245,6 +249,8 @@ class Pass:
     status: BaseStatus
     delay: float
     result: str = "ok"
+    created: bool = False
+    """This pass asked the cloud to create the resource."""
 
     def reconciling(self, reason: str, message: str, phase: Phase | None = None) -> None:
         self.status.conditions = mark_reconciling(
@@ -262,10 +268,17 @@ class Driver:
 
     async def reconcile(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> float:
         """One level-triggered pass; returns the delay until the next one."""
-        started = time.monotonic()
         meta = body["metadata"]
         key = ObjectKey(str(body["kind"]), str(meta["namespace"]), str(meta["name"]))
-        audit.begin(audit.ObjectRef(key.kind, key.namespace, key.name, str(meta["uid"])))
+        scope = self.runtime.unannounced.begin(audit.ObjectRef(key.kind, key.namespace, key.name, str(meta["uid"])))
+        try:
+            return await self._reconcile(reconciler, body, key)
+        finally:
+            self.runtime.unannounced.end(scope)
+
+    async def _reconcile(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], key: ObjectKey) -> float:
+        started = time.monotonic()
+        meta = body["metadata"]
         old_status = _parse_status(_status_model(reconciler), body)
         pass_ = Pass(
             reconciler,
@@ -341,7 +354,8 @@ class Driver:
         crash_point("create", reconciler.kind)
         logger.info("%s %s/%s: requested %s", *pass_.key, _describe(created))
         pass_.status = pass_.status.model_copy(update=created)
-        pass_.delay = self.runtime.config.progress_interval
+        pass_.created = True
+        pass_.delay = self._progress_delay(pass_)
         if reconciler.observe_after_create:
             # Found by its UID tag: the first status write already says what the cloud says.
             return await reconciler.observe(ctx)
@@ -380,10 +394,17 @@ class Driver:
             reason = observation.reason or ("Updating" if not observation.up_to_date else "Progressing")
             phase = observation.phase or pass_.status.phase or reconciler.creating_phase
             pass_.reconciling(reason, observation.message, phase)
-            pass_.delay = self.runtime.config.progress_interval
+            pass_.delay = self._progress_delay(pass_)
         if observation.requeue_after is not None and observation.requeue_after < 1.5 * pass_.delay:
             # Exactly then: a regular poll is aligned to its grid and may end half an interval later.
             pass_.delay = max(observation.requeue_after, 0.0)
+
+    def _progress_delay(self, pass_: Pass) -> float:
+        """The next look at a resource the cloud is working on. Right after a create it comes sooner:
+        many launches and imports end within seconds, and the Ready they reach should not wait for a
+        whole progress interval."""
+        interval = self.runtime.config.progress_interval
+        return min(FIRST_LOOK_AFTER_CREATE, interval) if pass_.created else interval
 
     def _stalled(self, pass_: Pass, reason: str, message: str, phase: Phase) -> None:
         pass_.status.conditions = mark_stalled(
@@ -397,7 +418,15 @@ class Driver:
     async def finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
         """Delete the cloud side per deletionPolicy; returns Waiting while that is not finished."""
         meta = body["metadata"]
-        audit.begin(audit.ObjectRef(str(body["kind"]), str(meta["namespace"]), str(meta["name"]), str(meta["uid"])))
+        ref = audit.ObjectRef(str(body["kind"]), str(meta["namespace"]), str(meta["name"]), str(meta["uid"]))
+        scope = self.runtime.unannounced.begin(ref)
+        try:
+            return await self._finalize(reconciler, body)
+        finally:
+            self.runtime.unannounced.end(scope)
+
+    async def _finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
+        meta = body["metadata"]
         try:
             obj = reconciler.parse(body)
         except pydantic.ValidationError:
@@ -516,13 +545,15 @@ class Driver:
     def _announce(
         self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
     ) -> None:
-        """An event per transition of Ready/Stalled, not per pass."""
+        """An Event when an object becomes Ready, becomes Stalled, or stops being Ready; the steps of
+        getting there (Creating, Launching...) are in its conditions, not in Events (one per object)."""
         was_ready, now_ready = get_condition(old.conditions, READY), get_condition(new.conditions, READY)
         now_stalled = get_condition(new.conditions, STALLED)
         if now_ready is None:
             return
         if was_ready is not None and (was_ready.status, was_ready.reason) == (now_ready.status, now_ready.reason):
             return
+        was_ready_true = was_ready is not None and was_ready.status == "True"
         if now_ready.status == "True":
             self.runtime.post(body, "Normal", "Ready", now_ready.message)
             created = body["metadata"].get("creationTimestamp")
@@ -530,7 +561,7 @@ class Driver:
                 self.runtime.observe_time_to_ready(reconciler.kind, body["metadata"]["uid"], created)
         elif now_stalled is not None:
             self.runtime.post(body, "Warning", now_stalled.reason, now_stalled.message)
-        else:
+        elif was_ready_true:
             self.runtime.post(body, "Normal", now_ready.reason, now_ready.message)
 
 

@@ -145,6 +145,8 @@ class Runtime:
         self.wakeups = Wakeups()
         self.bodies = Bodies()
         self.attempts: dict[str, int] = {}
+        self.unannounced = audit.Unannounced()
+        """Cloud writes of each object no Event has named yet."""
         self._ready_seen: set[str] = set()
 
     def post(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
