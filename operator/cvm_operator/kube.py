@@ -271,6 +271,21 @@ class KubeClient:
             raise
         return {key: str(value) for key, value in (secret.data or {}).items()}
 
+    async def config_map_data(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
+        """A ConfigMap's data (text) and binaryData (base64); None when it does not exist; Forbidden when RBAC
+        refuses."""
+        try:
+            config_map = await self._call(self._core.read_namespaced_config_map, name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            if error.status == 403:
+                raise Forbidden(f"get configmaps {namespace}/{name}") from None
+            raise
+        text = {str(key): str(value) for key, value in (config_map.data or {}).items()}
+        binary = {str(key): str(value) for key, value in (config_map.binary_data or {}).items()}
+        return text, binary
+
     async def namespace_labels(self, name: str) -> dict[str, str] | None:
         """A namespace's labels; None when it does not exist. Listed by name, so that the ClusterRole's
         list on namespaces suffices (no get)."""

@@ -33,6 +33,12 @@ TRANSIENT_CODES = [
     "UnsupportedOperation.InstanceStateTerminating",
     "UnsupportedOperation.InstanceStateEnterRescueMode",
     "UnsupportedOperation.InstanceStateExitServiceLiveMigrate",
+    # Sold out: the stock comes back, so a launch is retried with backoff rather than Stalled.
+    "ResourceInsufficient.SpecifiedInstanceType",
+    "ResourceInsufficient.AvailabilityZoneSoldOut",
+    "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance",
+    "ResourcesSoldOut.SpecifiedInstanceType",
+    "ResourcesSoldOut.EipInsufficient",
 ]
 
 NOT_FOUND_CODES = [
@@ -70,7 +76,11 @@ USER_CODES = [
     "UnknownParameter",
     "InvalidAction",
     "LimitExceeded.InstanceQuota",
-    "ResourceInsufficient.SpecifiedInstanceType",
+    "InvalidAccount.InsufficientBalance",
+    "InvalidAccount.UnpaidOrder",
+    # Capacity of the user's own subnet or placement group: only the user can change it.
+    "ResourceInsufficient.CidrBlock",
+    "ResourceInsufficient.DisasterRecoverGroupCvmQuota",
     "UnsupportedOperation",
     "UnsupportedOperation.InstanceStateRunning",
     "UnsupportedOperation.InstanceStateStopped",
@@ -133,6 +143,9 @@ def test_user_codes(code: str) -> None:
         ("InvalidParameterValue.InvalidImageState", "InvalidImageState"),
         ("UnsupportedOperation.InstanceStatePending", "InvalidInstanceState"),
         ("ResourceInsufficient.AvailabilityZoneSoldOut", "InsufficientCapacity"),
+        ("ResourcesSoldOut.SpecifiedInstanceType", "InsufficientCapacity"),
+        ("ResourceInsufficient.CidrBlock", "SubnetFull"),
+        ("InvalidAccount.InsufficientBalance", "InsufficientBalance"),
         ("UnsupportedOperation.SharedImageModifyUnsupported", "UnsupportedOperation"),
         ("FailedOperation.BYOLImageShareFailed", "FailedOperation"),
         ("DryRunOperation", "DryRunOperation"),

@@ -26,6 +26,7 @@ from cvm_operator.cloud.ratelimit import RateLimiter
 from cvm_operator.cloud.resources import (
     CloudImage,
     CloudInstance,
+    LaunchOptions,
     LoginSettings,
     Region,
     SyncedImage,
@@ -382,7 +383,7 @@ class CvmApi:
         system_disk: SystemDisk | None = None,
         login: LoginSettings | None = None,
         tags: Mapping[str, str] | None = None,
-        internet_max_bandwidth_out: int | None = None,
+        options: LaunchOptions | None = None,
     ) -> str:
         """RunInstances for one instance; returns its id (state PENDING). The same ``client_token``
         (at most 64 ASCII characters, e.g. the object UID) returns the same instance again."""
@@ -397,7 +398,7 @@ class CvmApi:
             system_disk=system_disk,
             login=login,
             tags=tags,
-            internet_max_bandwidth_out=internet_max_bandwidth_out,
+            options=options,
         )
         return ids[0]
 
@@ -414,13 +415,18 @@ class CvmApi:
         system_disk: SystemDisk | None = None,
         login: LoginSettings | None = None,
         tags: Mapping[str, str] | None = None,
-        internet_max_bandwidth_out: int | None = None,
+        options: LaunchOptions | None = None,
     ) -> list[str]:
         """One RunInstances call for ``count`` (1-500) identical instances; their ids. A ``name`` with
-        ``{R:x}`` numbers them x, x+1, ...; the same ``client_token`` returns the same instances again."""
+        ``{R:x}`` numbers them x, x+1, ...; the same ``client_token`` returns the same instances again.
+        ``options`` adds network, public access, data disks, user data, billing and the rest."""
+        placement: dict[str, Any] = {"Zone": zone}
+        if options is not None and options.project_id is not None:
+            placement["ProjectId"] = options.project_id
         params: dict[str, Any] = {
+            **(options.to_api() if options is not None else {}),
             "ClientToken": client_token,
-            "Placement": {"Zone": zone},
+            "Placement": placement,
             "ImageId": image_id,
             "InstanceType": instance_type,
             "InstanceCount": count,
@@ -435,11 +441,6 @@ class CvmApi:
             params["LoginSettings"] = login.to_api()
         if tags:
             params["TagSpecification"] = _tag_specification("instance", tags)
-        if internet_max_bandwidth_out is not None:
-            params["InternetAccessible"] = {
-                "InternetMaxBandwidthOut": internet_max_bandwidth_out,
-                "PublicIpAssigned": internet_max_bandwidth_out > 0,
-            }
         data = await self.call("RunInstances", params)
         return [str(instance_id) for instance_id in self._require("RunInstances", data, "InstanceIdSet")]
 
@@ -471,6 +472,25 @@ class CvmApi:
             instances.extend(page)
             if not page or len(instances) >= int(data.get("TotalCount") or 0):
                 return instances
+
+    async def modify_instances_attribute(
+        self,
+        instance_ids: Sequence[str],
+        *,
+        name: str | None = None,
+        security_group_ids: Sequence[str] | None = None,
+        disable_api_termination: bool | None = None,
+    ) -> None:
+        """ModifyInstancesAttribute, one call per given attribute (the cloud takes one attribute per request)."""
+        changes: list[dict[str, Any]] = []
+        if name is not None:
+            changes.append({"InstanceName": name})
+        if security_group_ids is not None:
+            changes.append({"SecurityGroups": list(security_group_ids)})
+        if disable_api_termination is not None:
+            changes.append({"DisableApiTermination": disable_api_termination})
+        for change in changes:
+            await self._per_hundred("ModifyInstancesAttribute", instance_ids, change)
 
     async def start_instances(self, instance_ids: Sequence[str]) -> None:
         await self._per_hundred("StartInstances", instance_ids, {})
@@ -504,9 +524,10 @@ class CvmApi:
         login: LoginSettings | None = None,
         host_name: str | None = None,
         system_disk: SystemDisk | None = None,
+        user_data: str | None = None,
     ) -> None:
         """ResetInstance (reinstall the OS, from ``image_id`` or the current image). Completion shows
-        in :attr:`CloudInstance.latest_operation_state`."""
+        in :attr:`CloudInstance.latest_operation_state`. ``user_data`` is base64, run at the first boot."""
         params: dict[str, Any] = {"InstanceId": instance_id}
         if image_id:
             params["ImageId"] = image_id
@@ -516,6 +537,8 @@ class CvmApi:
             params["HostName"] = host_name
         if system_disk is not None and system_disk.to_api():
             params["SystemDisk"] = system_disk.to_api()
+        if user_data is not None:
+            params["UserData"] = user_data
         await self.call("ResetInstance", params)
 
     # ------------------------------------------------------------------ regions and zones

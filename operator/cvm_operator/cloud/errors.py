@@ -42,8 +42,16 @@ _TRANSIENT_EXACT = frozenset(
         "FailedOperation.ResourceTagProcessing",
     }
 )
-# Tag API codes under a transient-looking prefix that only a change of input fixes.
-_USER_EXACT = frozenset({"ResourceInUse.TagDuplicate", "ResourceInUse.TagKeyAttached"})
+# Codes under a transient-looking prefix that only a change of input fixes: Tag API codes, and
+# capacity codes that name the user's own subnet or placement group, not the cloud's stock.
+_USER_EXACT = frozenset(
+    {
+        "ResourceInUse.TagDuplicate",
+        "ResourceInUse.TagKeyAttached",
+        "ResourceInsufficient.CidrBlock",
+        "ResourceInsufficient.DisasterRecoverGroupCvmQuota",
+    }
+)
 _TRANSIENT_PREFIXES = (
     "RequestLimitExceeded.",
     "InternalError.",
@@ -51,6 +59,9 @@ _TRANSIENT_PREFIXES = (
     "MutexOperation.",
     "ResourceInUse.",
     "ResourceUnavailable.",
+    # Sold out (a zone, an instance type, disks, public addresses): stock comes back, so retry with backoff.
+    "ResourceInsufficient.",
+    "ResourcesSoldOut.",
 )
 # Instance states that end by themselves; an operation refused in one of them succeeds later.
 _TRANSITIONAL_INSTANCE_STATES = frozenset(
@@ -98,6 +109,8 @@ _REASON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^RequestLimitExceeded", "Throttled"),
         (r"^Internal(Server)?Error", "CloudInternalError"),
         (r"^ResourceInUse\.Tag", "InvalidTag"),
+        (r"^ResourceInsufficient\.CidrBlock$", "SubnetFull"),
+        (r"InsufficientBalance$|UnpaidOrder$", "InsufficientBalance"),
         (r"InProgress$|^MutexOperation\.|^ResourceInUse|IncorrectState$", "OperationInProgress"),
         (r"InvalidImageState$", "InvalidImageState"),
         (r"^UnsupportedOperation\.InstanceState", "InvalidInstanceState"),

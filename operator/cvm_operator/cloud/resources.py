@@ -101,10 +101,23 @@ class CloudInstance:
     latest_operation_state: str | None = None
     """SUCCESS, OPERATING or FAILED."""
     latest_operation_error: str | None = None
+    vpc_id: str = ""
+    subnet_id: str = ""
+    security_group_ids: tuple[str, ...] = ()
+    data_disks: tuple[CloudDisk, ...] = ()
+    system_disk: CloudDisk | None = None
+    host_name: str | None = None
+    """None when the cloud does not report it."""
+    disable_api_termination: bool = False
+    cam_role_name: str = ""
+    charge_type: str = ""
+    project_id: int | None = None
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> CloudInstance:
         placement = data.get("Placement") or {}
+        vpc = data.get("VirtualPrivateCloud") or {}
+        system_disk = data.get("SystemDisk")
         return cls(
             instance_id=str(data["InstanceId"]),
             name=data.get("InstanceName") or "",
@@ -120,6 +133,33 @@ class CloudInstance:
             latest_operation=data.get("LatestOperation") or None,
             latest_operation_state=data.get("LatestOperationState") or None,
             latest_operation_error=data.get("LatestOperationErrorMsg") or None,
+            vpc_id=vpc.get("VpcId") or "",
+            subnet_id=vpc.get("SubnetId") or "",
+            security_group_ids=tuple(data.get("SecurityGroupIds") or ()),
+            data_disks=tuple(CloudDisk.from_api(disk) for disk in data.get("DataDisks") or ()),
+            system_disk=CloudDisk.from_api(system_disk) if system_disk else None,
+            host_name=data.get("HostName") or None,
+            disable_api_termination=bool(data.get("DisableApiTermination")),
+            cam_role_name=data.get("CamRoleName") or "",
+            charge_type=data.get("InstanceChargeType") or "",
+            project_id=_opt_int(placement.get("ProjectId")),
+        )
+
+
+@dataclass(frozen=True)
+class CloudDisk:
+    """A system or data disk as DescribeInstances reports it."""
+
+    disk_id: str
+    disk_type: str
+    size_gb: int
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> CloudDisk:
+        return cls(
+            disk_id=data.get("DiskId") or "",
+            disk_type=data.get("DiskType") or "",
+            size_gb=_opt_int(data.get("DiskSize")) or 0,
         )
 
 
@@ -158,6 +198,81 @@ class SystemDisk:
             params["DiskType"] = self.disk_type
         if self.size_gb is not None:
             params["DiskSize"] = self.size_gb
+        return params
+
+
+@dataclass(frozen=True)
+class DataDisk:
+    """A data disk to buy with an instance."""
+
+    disk_type: str
+    size_gb: int
+    delete_with_instance: bool = True
+
+    def to_api(self) -> dict[str, Any]:
+        return {"DiskType": self.disk_type, "DiskSize": self.size_gb, "DeleteWithInstance": self.delete_with_instance}
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """RunInstances parameters beyond image, type, zone, name and tags; the defaults send nothing."""
+
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    private_ip: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    public_ip: bool | None = None
+    internet_charge_type: str | None = None
+    max_bandwidth_out: int | None = None
+    data_disks: tuple[DataDisk, ...] = ()
+    user_data: str | None = field(default=None, repr=False)
+    """Already base64-encoded; kept out of repr so it never reaches a log line."""
+    charge_type: str | None = None
+    spot_max_price: str | None = None
+    prepaid_period: int | None = None
+    prepaid_renew_flag: str | None = None
+    project_id: int | None = None
+    disable_api_termination: bool | None = None
+    cam_role_name: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.vpc_id and self.subnet_id:
+            vpc: dict[str, Any] = {"VpcId": self.vpc_id, "SubnetId": self.subnet_id}
+            if self.private_ip:
+                vpc["PrivateIpAddresses"] = [self.private_ip]
+            params["VirtualPrivateCloud"] = vpc
+        if self.security_group_ids:
+            params["SecurityGroupIds"] = list(self.security_group_ids)
+        internet: dict[str, Any] = {}
+        if self.max_bandwidth_out is not None:
+            internet["InternetMaxBandwidthOut"] = self.max_bandwidth_out
+        if self.public_ip is not None:
+            internet["PublicIpAssigned"] = self.public_ip
+        if self.internet_charge_type:
+            internet["InternetChargeType"] = self.internet_charge_type
+        if internet:
+            params["InternetAccessible"] = internet
+        if self.data_disks:
+            params["DataDisks"] = [disk.to_api() for disk in self.data_disks]
+        if self.user_data is not None:
+            params["UserData"] = self.user_data
+        if self.charge_type:
+            params["InstanceChargeType"] = self.charge_type
+        if self.spot_max_price is not None:
+            params["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {"MaxPrice": self.spot_max_price, "SpotInstanceType": "one-time"},
+            }
+        if self.prepaid_period is not None:
+            prepaid: dict[str, Any] = {"Period": self.prepaid_period}
+            if self.prepaid_renew_flag:
+                prepaid["RenewFlag"] = self.prepaid_renew_flag
+            params["InstanceChargePrepaid"] = prepaid
+        if self.disable_api_termination is not None:
+            params["DisableApiTermination"] = self.disable_api_termination
+        if self.cam_role_name:
+            params["CamRoleName"] = self.cam_role_name
         return params
 
 

@@ -8,6 +8,12 @@ a silent relaunch would hide the loss of the machine and its disk from its owner
 Tags drift is put back like on images: the cloud tags are spec.tags plus the UID tag (system tags
 aside), fixed through the Tag API in the same update pass as a power-state or reinstall action, after
 it. The Tag API names the instance by its owner's account id, learnt once per credentials from STS.
+The attributes the cloud can change in place (name, security groups, termination protection) are put
+back the same way, with ModifyInstancesAttribute. Host name and system disk size change only when the
+instance is reinstalled: until then the ``SpecApplied`` condition says which fields wait and why.
+
+User data is read from its Secret or ConfigMap at launch and reinstall only, and passed to the cloud
+as it is: never logged, never in an Event or in status.
 """
 
 from __future__ import annotations
@@ -40,12 +46,16 @@ from cvm_operator.reconcilers.base import (
     find_lost_create,
 )
 from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH
+from cvm_operator.reconcilers.launch import read_launch_options
 from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.references import image_ready, login_settings
+from cvm_operator.reconcilers.references import image_ready, login_settings, user_data
 from cvm_operator.reconcilers.tags import TagChanges, tag_changes, tags_condition, with_uid_tag
 
 IMAGE_UP_TO_DATE = "ImageUpToDate"
 """Extra condition: the instance runs the image the spec asks for."""
+SPEC_APPLIED = "SpecApplied"
+"""Extra condition: every field of the spec is applied to the cloud instance (or why one is not yet)."""
+TERMINATION_PROTECTED = "UnsupportedOperation.InstancesProtected"
 RESET_IMAGE_ANNOTATION = f"{ANNOTATION_PREFIX}/reset-image"
 """The image a ResetInstance was last requested for: a failed reinstall is reported, not repeated."""
 RESET_INSTANCE = "ResetInstance"
@@ -171,7 +181,86 @@ def instance_status(instance: CloudInstance) -> dict[str, Any]:
         "private_ip_addresses": list(instance.private_ips),
         "public_ip_addresses": list(instance.public_ips),
         "created_time": instance.created_time,
+        "vpc_id": instance.vpc_id or None,
+        "subnet_id": instance.subnet_id or None,
+        "security_group_ids": list(instance.security_group_ids),
+        "data_disks": [
+            {"disk_id": disk.disk_id, "disk_type": disk.disk_type, "size_gb": disk.size_gb}
+            for disk in instance.data_disks
+        ],
     }
+
+
+@dataclass(frozen=True)
+class AttributeChanges:
+    """What ModifyInstancesAttribute must put back (None: that attribute is as the spec says)."""
+
+    name: str | None = None
+    security_group_ids: tuple[str, ...] | None = None
+    disable_api_termination: bool | None = None
+
+    def __bool__(self) -> bool:
+        return any(value is not None for value in (self.name, self.security_group_ids, self.disable_api_termination))
+
+    def fields(self) -> list[str]:
+        """The spec fields being put back, for messages."""
+        return [
+            path
+            for path, value in (
+                ("instanceName", self.name),
+                ("network.securityGroupIds", self.security_group_ids),
+                ("disableApiTermination", self.disable_api_termination),
+            )
+            if value is not None
+        ]
+
+
+def attribute_changes(spec: InstanceSpec, default_name: str, instance: CloudInstance) -> AttributeChanges:
+    """The cloud attributes that differ from the spec and can be changed in place. Security groups are
+    compared only when the spec names them, in order (the first has the highest priority)."""
+    name = spec.instance_name or default_name
+    groups = tuple(spec.network.security_group_ids or ()) if spec.network else ()
+    return AttributeChanges(
+        name=name if instance.name != name else None,
+        security_group_ids=groups if groups and instance.security_group_ids != groups else None,
+        disable_api_termination=(
+            spec.disable_api_termination if instance.disable_api_termination != spec.disable_api_termination else None
+        ),
+    )
+
+
+def awaiting_reinstall(spec: InstanceSpec, instance: CloudInstance) -> list[str]:
+    """Spec fields the cloud applies only when the instance is reinstalled, and which differ now."""
+    waiting: list[str] = []
+    if spec.host_name and instance.host_name is not None and instance.host_name != spec.host_name:
+        waiting.append(f"spec.hostName is {spec.host_name!r}, the instance has {instance.host_name!r}")
+    if instance.system_disk is not None and spec.system_disk.size_gb > instance.system_disk.size_gb:
+        waiting.append(
+            f"spec.systemDisk.sizeGB is {spec.system_disk.size_gb}, the disk has {instance.system_disk.size_gb}"
+        )
+    return waiting
+
+
+def spec_applied(spec: InstanceSpec, instance: CloudInstance, changes: AttributeChanges) -> ExtraCondition:
+    """SpecApplied: False while a field waits for a reinstall (saying whether one will come) or is being put back."""
+    waiting = awaiting_reinstall(spec, instance)
+    if waiting:
+        if spec.reimage_policy == "OnImageChange":
+            reason, why = "PendingReinstall", "applied when the instance is next reinstalled (a new image)"
+        else:
+            reason, why = (
+                "NeedsReinstall",
+                (
+                    "the cloud applies it only by reinstalling, and reimagePolicy is Never; recreate the instance, "
+                    "or reinstall it with a new image under reimagePolicy OnImageChange"
+                ),
+            )
+        return ExtraCondition(SPEC_APPLIED, "False", reason, f"{'; '.join(waiting)}: {why}")
+    if changes:
+        return ExtraCondition(
+            SPEC_APPLIED, "False", "Updating", f"putting back {', '.join(changes.fields())} (changed in the cloud)"
+        )
+    return ExtraCondition(SPEC_APPLIED, "True", "Applied", "the cloud instance matches the spec")
 
 
 def desired_tags(spec: InstanceSpec, uid: str, batch: str | None = None) -> dict[str, str]:
@@ -185,33 +274,45 @@ _UNTAGGED_STATES = frozenset({INSTANCE_PENDING, INSTANCE_LAUNCH_FAILED, INSTANCE
 
 @dataclass(frozen=True)
 class InstanceUpdate:
-    """What ``update`` does in one pass: the verdict's action (if any), then the tag changes (if any)."""
+    """What ``update`` does in one pass: the verdict's action (if any), then attribute and tag changes (if any)."""
 
     instance: CloudInstance
     verdict: Verdict
     desired_image: str | None
     tags: TagChanges
+    attributes: AttributeChanges = AttributeChanges()
 
 
 def observe_instance(
-    instance: CloudInstance, verdict: Verdict, desired_image: str | None, desired: dict[str, str]
+    instance: CloudInstance,
+    verdict: Verdict,
+    desired_image: str | None,
+    desired: dict[str, str],
+    spec: InstanceSpec | None = None,
+    default_name: str = "",
 ) -> Observation:
-    """The observation of an existing instance: the verdict, plus tag drift when tags are compared.
+    """The observation of an existing instance: the verdict, plus tag and attribute drift when compared.
 
-    Tag drift alone makes the object not up to date (Updating); with a pending action the action's
-    reason and message stay, and both are done in the same pass.
+    Drift alone makes the object not up to date (Updating); with a pending action the action's
+    reason and message stay, and everything is done in the same pass.
     """
     compare_tags = not verdict.failed and instance.state not in _UNTAGGED_STATES
     changes = tag_changes(desired, instance.tags) if compare_tags else TagChanges({}, ())
+    attributes = (
+        attribute_changes(spec, default_name, instance) if compare_tags and spec is not None else AttributeChanges()
+    )
     conditions = [verdict.image_condition] if verdict.image_condition else []
     if compare_tags:
         conditions.append(tags_condition(desired, instance.tags))
+        if spec is not None:
+            conditions.append(spec_applied(spec, instance, attributes))
     reason, message = verdict.reason, verdict.message
-    if changes and verdict.action is None:
-        reason, message = "Updating", f"putting back the tags of instance {instance.instance_id}"
+    if (changes or attributes) and verdict.action is None:
+        what = [*attributes.fields(), *(["tags"] if changes else [])]
+        reason, message = "Updating", f"putting back {', '.join(what)} of instance {instance.instance_id}"
     return Observation(
         exists=True,
-        up_to_date=verdict.action is None and not changes,
+        up_to_date=verdict.action is None and not changes and not attributes,
         status=instance_status(instance),
         phase=verdict.phase,
         cloud_state=instance.state,
@@ -220,7 +321,7 @@ def observe_instance(
         message=message,
         failed=verdict.failed,
         conditions=conditions,
-        resource=InstanceUpdate(instance, verdict, desired_image, changes),
+        resource=InstanceUpdate(instance, verdict, desired_image, changes, attributes),
     )
 
 
@@ -264,7 +365,9 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         verdict = judge_instance(
             instance, spec.run_state, desired_image, spec.reimage_policy, ctx.annotation(RESET_IMAGE_ANNOTATION)
         )
-        return observe_instance(instance, verdict, desired_image, desired_tags(spec, ctx.uid, batch))
+        return observe_instance(
+            instance, verdict, desired_image, desired_tags(spec, ctx.uid, batch), spec, ctx.key.name
+        )
 
     async def _find(self, ctx: Context[Instance]) -> CloudInstance | None:
         """The instance this object launched: by status id, else by the UID tag (a launch whose id was lost).
@@ -328,6 +431,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             system_disk=SystemDisk(disk_type=spec.system_disk.disk_type, size_gb=spec.system_disk.size_gb),
             login=await self._login(ctx),
             tags=desired_tags(spec, ctx.uid),
+            options=await read_launch_options(ctx.runtime, ctx.key.namespace, spec),
         )
         return {"instance_id": instance_id, "image_id": image_id, "zone": spec.zone}
 
@@ -338,9 +442,17 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         if action == "start":
             await ctx.api.start_instances([instance.instance_id])
         elif action == "stop":
-            await ctx.api.stop_instances([instance.instance_id])
+            await ctx.api.stop_instances([instance.instance_id], stopped_mode=ctx.obj.spec.stop_mode)
         elif action == "reset":
             await self._reset(ctx, instance, str(planned.desired_image))
+        if planned.attributes:
+            changes = planned.attributes
+            await ctx.api.modify_instances_attribute(
+                [instance.instance_id],
+                name=changes.name,
+                security_group_ids=changes.security_group_ids,
+                disable_api_termination=changes.disable_api_termination,
+            )
         if planned.tags:
             await self._put_back_tags(ctx, instance, planned.tags)
 
@@ -353,6 +465,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
     async def _reset(self, ctx: Context[Instance], instance: CloudInstance, image_id: str) -> None:
         spec = ctx.obj.spec
         meta = ctx.body["metadata"]
+        encoded = await user_data(ctx.runtime, ctx.key.namespace, spec.user_data) if spec.user_data else None
         try:
             # Recorded first: if the reinstall fails, the next passes report it instead of retrying it.
             await ctx.runtime.kube.patch_metadata(
@@ -367,18 +480,37 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             login=await self._login(ctx),
             host_name=spec.host_name,
             system_disk=SystemDisk(size_gb=spec.system_disk.size_gb),
+            user_data=encoded,
         )
 
     async def delete(self, ctx: Context[Instance], observation: Observation) -> Waiting | None:
         instance_id = str(observation.status.get("instance_id"))
         if observation.cloud_state == INSTANCE_TERMINATING:
             return Waiting("Terminating", f"instance {instance_id} is being terminated", phase="Deleting")
+        planned = observation.resource
+        protected = isinstance(planned, InstanceUpdate) and planned.instance.disable_api_termination
+        if protected and ctx.obj.spec.disable_api_termination:
+            return protected_waiting(instance_id)
         try:
+            if protected:
+                # The spec no longer asks for protection (edited while deleting): lift it, then terminate.
+                await ctx.api.modify_instances_attribute([instance_id], disable_api_termination=False)
             await ctx.api.terminate_instances([instance_id])
         except CloudError as error:
             if error.not_found:
                 return None
+            if error.code == TERMINATION_PROTECTED:
+                return protected_waiting(instance_id)
             if error.transient:
                 return Waiting(error.reason, f"instance {instance_id}: {error}", phase="Deleting")
             raise
         return Waiting("Terminating", f"terminating instance {instance_id}", phase="Deleting")
+
+
+def protected_waiting(instance_id: str) -> Waiting:
+    return Waiting(
+        "TerminationProtected",
+        f"instance {instance_id} has termination protection (spec.disableApiTermination): set it to false to "
+        "let the deletion terminate it, or deletionPolicy to Retain to keep it",
+        phase="Deleting",
+    )

@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 from cvm_operator.api import API_VERSION, INSTANCES, SET_LABEL, InstanceSet
 from cvm_operator.api.instanceset import resolve_int_or_percent
 from cvm_operator.api.kinds import IMAGES, INSTANCE_SETS
-from cvm_operator.cloud import SystemDisk, backoff
+from cvm_operator.cloud import CloudInstance, SystemDisk, backoff
+from cvm_operator.cloud.resources import INSTANCE_PENDING, INSTANCE_SHUTDOWN, INSTANCE_TERMINATING
 from cvm_operator.kube import Forbidden
 from cvm_operator.reconcilers import fleet
 from cvm_operator.reconcilers.base import (
@@ -46,6 +47,7 @@ from cvm_operator.reconcilers.base import (
     crash_point,
 )
 from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH, Replica
+from cvm_operator.reconcilers.launch import read_launch_options
 from cvm_operator.reconcilers.references import image_ready, login_settings
 from cvm_operator.reconcilers.runtime import Runtime
 
@@ -149,6 +151,9 @@ SYNCED_FIELDS = (
     "loginSettings",
     "runState",
     "tags",
+    "network",
+    "disableApiTermination",
+    "stopMode",
     "deletionPolicy",
     "credentialsSecretRef",
 )
@@ -405,8 +410,13 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
     async def _new_batch(self, ctx: Context[InstanceSet], zone: str, image: str, size: int) -> None:
         """Make the Instance objects of one batch, then launch them with one call."""
         batch = new_batch_id()
-        prefix = ctx.key.name[: MAX_CLOUD_NAME - BATCH_ID_LENGTH - 6]
-        bodies = [self._replica_body(ctx, zone, image, batch, index, prefix) for index in range(size)]
+        bodies = [self._replica_body(ctx, zone, image, batch, index) for index in range(size)]
+        created = await self._create_replicas(ctx, bodies)
+        await self._launch(ctx, batch, created, {str(body["metadata"]["name"]) for body in created})
+
+    async def _create_replicas(
+        self, ctx: Context[InstanceSet], bodies: Sequence[Mapping[str, Any]]
+    ) -> list[Mapping[str, Any]]:
         try:
             created = await _bounded(self.runtime.kube.create(INSTANCES, ctx.key.namespace, body) for body in bodies)
         except Forbidden as error:
@@ -415,12 +425,11 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             raise Waiting("CannotCreateReplicas", str(error), delay=self.runtime.config.stalled_interval) from error
         for body in created:
             self.runtime.bodies.remember(body)
-        await self._launch(ctx, batch, created, {str(body["metadata"]["name"]) for body in created})
+        return created
 
-    def _replica_body(
-        self, ctx: Context[InstanceSet], zone: str, image: str, batch: str, index: int, prefix: str
-    ) -> dict[str, Any]:
+    def _replica_body(self, ctx: Context[InstanceSet], zone: str, image: str, batch: str, index: int) -> dict[str, Any]:
         name = replica_name(ctx.key.name, batch, index)
+        prefix = ctx.key.name[: MAX_CLOUD_NAME - BATCH_ID_LENGTH - 6]
         labels = {**ctx.obj.spec.template.metadata.labels, SET_LABEL: ctx.key.name}
         return {
             "apiVersion": API_VERSION,
@@ -458,10 +467,18 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         zone, image = str(first["zone"]), str(first["imageId"])
         indexes = [batch_index(str(body["spec"]["instanceName"])) for body in bodies]
         count = max(index for index in indexes if index is not None) + 1
-        names = {str(body["spec"]["instanceName"]): str(body["metadata"]["name"]) for body in bodies}
         template = ctx.obj.spec.template.spec
         base_name = str(first["instanceName"]).rsplit("-", 1)[0] + "-{R:0}"
         if (ctx.uid, batch) not in self._launched:
+            # A crash while the batch's objects were being made can leave gaps; the call launches one
+            # instance per index up to the highest, so each gap gets its object first, not a stray instance.
+            missing = sorted(set(range(count)) - set(indexes))
+            if missing:
+                filled = await self._create_replicas(
+                    ctx, [self._replica_body(ctx, zone, image, batch, index) for index in missing]
+                )
+                bodies = [*bodies, *filled]
+                pending = pending | {str(body["metadata"]["name"]) for body in filled}
             ids = await ctx.api.launch_instances(
                 count=count,
                 client_token=client_token(ctx.uid, batch),
@@ -475,6 +492,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
                     self.runtime, ctx.key.namespace, template.login_settings, "spec.template.spec.loginSettings"
                 ),
                 tags={**template.tags, BATCH_TAG: batch},
+                options=await read_launch_options(self.runtime, ctx.key.namespace, template, "spec.template.spec"),
             )
             self._launched.add((ctx.uid, batch))
             self.runtime.post(
@@ -486,16 +504,26 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             ids = [instance.instance_id for instance in found]
         crash_point("launch", self.kind)
         described = await ctx.api.describe_instances(ids)
+        names = {str(body["spec"]["instanceName"]): str(body["metadata"]["name"]) for body in bodies}
         assignments: dict[str, str] = {}
-        strays: list[str] = []
+        strays: list[CloudInstance] = []
         for instance_id, instance in described.items():
             if instance is None:
                 continue
             replica = names.get(instance.name)
             if replica is None:
-                strays.append(instance_id)  # its replica was deleted before the batch launched
+                strays.append(instance)  # its replica was deleted before the batch launched
             elif replica in pending:
                 assignments[replica] = instance_id
+        # Strays go before the replicas are named: once named, the batch is done and never looked at again.
+        if any(stray.state == INSTANCE_PENDING for stray in strays):
+            raise Waiting(
+                "Launching",
+                f"batch {batch}: instances without a replica are still launching; they are terminated once launched",
+            )
+        doomed = [stray.instance_id for stray in strays if stray.state not in (INSTANCE_SHUTDOWN, INSTANCE_TERMINATING)]
+        if doomed:
+            await ctx.api.terminate_instances(doomed)
         namespace = ctx.key.namespace
         await _bounded(
             self.runtime.kube.patch(
@@ -503,8 +531,6 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             )
             for name, instance_id in assignments.items()
         )
-        if strays:
-            await ctx.api.terminate_instances(strays)
 
     # ------------------------------------------------------------------ delete
 

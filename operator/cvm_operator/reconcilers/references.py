@@ -10,7 +10,9 @@ from typing import Any
 
 from cvm_operator.api import IMAGES
 from cvm_operator.api import LoginSettings as LoginSpec
+from cvm_operator.api.instance import USER_DATA_MAX, UserData
 from cvm_operator.cloud import LoginSettings
+from cvm_operator.kube import Forbidden
 from cvm_operator.reconcilers.outcomes import Blocked, ObjectKey, Waiting
 from cvm_operator.reconcilers.runtime import Runtime
 
@@ -84,3 +86,41 @@ async def login_settings(
     if password is None:
         raise Blocked("SecretKeyNotFound", f"{where} has no key {ref.key!r}")
     return LoginSettings(password=password)
+
+
+async def user_data(runtime: Runtime, namespace: str, spec: UserData, field: str = "spec.userData") -> str:
+    """The user data a spec names, base64-encoded as the cloud takes it. Its content never goes into a
+    message: only names, keys and sizes do."""
+    if spec.secret_ref is not None:
+        name, key = spec.secret_ref.name, spec.secret_ref.key
+        where = f"{field}.secretRef: Secret {name!r}"
+        data = await runtime.secret_data(namespace, name, f"{field}.secretRef")
+        if data is None:
+            raise Blocked("SecretNotFound", f"{where} not found")
+        encoded = data.get(key)  # Secret data is base64 already
+    else:
+        assert spec.config_map_ref is not None
+        name, key = spec.config_map_ref.name, spec.config_map_ref.key
+        where = f"{field}.configMapRef: ConfigMap {name!r}"
+        try:
+            found = await runtime.kube.config_map_data(namespace, name)
+        except Forbidden as error:
+            raise Blocked(
+                "ConfigMapForbidden",
+                f"{where}: the operator may not read ConfigMaps in namespace {namespace!r} "
+                "(grant get on configmaps there, e.g. with the tenant component)",
+            ) from error
+        if found is None:
+            raise Blocked("ConfigMapNotFound", f"{where} not found")
+        text, binary = found
+        # data holds text, binaryData base64 already
+        encoded = base64.b64encode(text[key].encode("utf-8")).decode("ascii") if key in text else binary.get(key)
+    if encoded is None:
+        raise Blocked("UserDataKeyNotFound", f"{where} has no key {key!r}")
+    if len(encoded) > USER_DATA_MAX:
+        raise Blocked(
+            "UserDataTooLarge",
+            f"{where} key {key!r}: the user data is {len(encoded)} bytes after base64, "
+            f"more than the cloud's {USER_DATA_MAX}",
+        )
+    return encoded
