@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import kubernetes
-import pytest
 import urllib3
 
 from tests.operator import REGION, UBUNTU, cloud_call, status
@@ -247,11 +246,6 @@ def test_rolling_replace_launches_new_replicas_within_the_surge(
     assert emulator.request_count("ResetInstance") == 0
 
 
-@pytest.mark.xfail(
-    reason="known bug, issue 13 open: a SIGKILL during a batched scale-up sometimes leaves extra cloud "
-    "instances (56 for 50 seen once in CI); the test stays to show it",
-    strict=False,
-)
 def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_cloud(
     operator_factory: Callable[..., OperatorProcess], objects: Objects, emulator: EmulatorProcess, namespace: str
 ) -> None:
@@ -293,6 +287,38 @@ def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_c
     objects.wait_gone("instancesets", "web")
     wait_for(lambda: not replicas_of(objects, "web"), 60, "replicas garbage-collected")
     assert len(running(emulator)) == 50
+
+
+def test_a_batch_left_with_gaps_by_a_crash_gets_its_missing_objects_before_its_launch(
+    operator_factory: Callable[..., OperatorProcess], objects: Objects, emulator: EmulatorProcess, namespace: str
+) -> None:
+    # What a SIGKILL while a batch's objects were being made leaves: objects 0 and 3 of a batch of 4.
+    made = objects.create("instancesets", set_body("web", 4, zones=[ZONES[0]]))
+    batch = "gaps0"
+    for index in (0, 3):
+        name = f"web-{batch}-{index}"
+        objects.create("instances", {
+            "kind": "Instance",
+            "metadata": {
+                "name": name,
+                "labels": {"tier": "web", SET_LABEL: "web"},
+                "annotations": {BATCH_TAG: batch},
+                "finalizers": ["cvm.operator.dev/finalizer"],
+                "ownerReferences": [{"apiVersion": "cvm.operator.dev/v1alpha1", "kind": "InstanceSet", "name": "web",
+                                     "uid": made["metadata"]["uid"], "controller": True}],
+            },
+            "spec": {**set_body("web", 4)["spec"]["template"]["spec"], "region": REGION, "zone": ZONES[0],
+                     "instanceName": name, "reimagePolicy": "OnImageChange", "deletionPolicy": "Delete"},
+        })  # fmt: skip
+
+    operator_factory([namespace])
+    wait_settled(objects, "web", 4)
+    members = replicas_of(objects, "web")
+    assert sorted(m["metadata"]["name"] for m in members) == [f"web-{batch}-{n}" for n in range(4)]
+    cloud = running(emulator)
+    assert sorted(item["InstanceId"] for item in cloud) == sorted(status(m)["instanceId"] for m in members)
+    assert emulator.request_count("RunInstances") == 1  # one call for the whole batch, gaps filled first
+    assert emulator.request_count("TerminateInstances") == 0  # no instance without its object
 
 
 def fleet_annotation(member: dict[str, Any]) -> str | None:
