@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 import pytest
@@ -50,12 +50,17 @@ MUTABLE_EDITS: list[dict[str, Any]] = [
 
 
 def _replace(custom: kubernetes.client.CustomObjectsApi, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    current = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "instances", body["metadata"]["name"])
-    update = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
-    result: dict[str, Any] = custom.replace_namespaced_custom_object(
-        GROUP, VERSION, namespace, "instances", body["metadata"]["name"], update, field_validation="Strict"
+    current = cast(
+        dict[str, Any],
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "instances", body["metadata"]["name"]),
     )
-    return result
+    update = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+    return cast(
+        dict[str, Any],
+        custom.replace_namespaced_custom_object(
+            GROUP, VERSION, namespace, "instances", body["metadata"]["name"], update, field_validation="Strict"
+        ),
+    )
 
 
 @pytest.mark.parametrize("edit", MUTABLE_EDITS, ids=[next(iter(edit)) for edit in MUTABLE_EDITS])
@@ -63,7 +68,7 @@ def test_a_field_the_cloud_can_change_is_accepted(
     k8s_api: kubernetes.client.ApiClient, crds_installed: list[str], namespace: str, edit: dict[str, Any]
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(k8s_api)
-    created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "instances", FULL)
+    created = cast(dict[str, Any], custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "instances", FULL))
     edited = {**FULL, "spec": {**FULL["spec"], **edit}}
     stored = _replace(custom, namespace, edited)
     assert stored["metadata"]["generation"] == created["metadata"]["generation"] + 1
