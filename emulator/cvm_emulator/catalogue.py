@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from .backend.faults import FaultRate, parse_rates
 from .identity import OidcProvider, Role, parse_providers, parse_roles
 
 PUBLIC_IMAGE = "PUBLIC_IMAGE"
@@ -186,6 +187,15 @@ class EmulatorConfig:
     roles: tuple[Role, ...] = ()
     """CAM roles that STS AssumeRole and AssumeRoleWithWebIdentity can issue credentials for."""
     oidc_providers: tuple[OidcProvider, ...] = ()
+    vpcs: list[dict[str, Any]] = field(default_factory=list)
+    """VPCs beyond each account's default one: region, accountId, vpcId, name, cidrBlock, subnets."""
+    security_groups: list[dict[str, Any]] = field(default_factory=list)
+    projects: tuple[int, ...] = ()
+    """Project ids beyond the default project 0 that launches may name."""
+    allow_any_import_url: bool = False
+    fault_rates: tuple[FaultRate, ...] = ()
+    """Per action: the chance that a call is refused with a code or an operation ends failed."""
+    """ImportImage takes any http(s) or file URL, not only the emulator's own object store."""
 
 
 def load_config(path: Path | None) -> EmulatorConfig:
@@ -207,6 +217,11 @@ def load_config(path: Path | None) -> EmulatorConfig:
         "rateLimits",
         "roles",
         "oidcProviders",
+        "vpcs",
+        "securityGroups",
+        "projects",
+        "faultRates",
+        "allowAnyImportUrl",
     }
     unknown = set(data) - known
     if unknown:
@@ -229,7 +244,16 @@ def load_config(path: Path | None) -> EmulatorConfig:
     config.latency_ms = float(data.get("latencyMs", config.latency_ms))
     config.enforce_rate_limits = bool(data.get("enforceRateLimits", config.enforce_rate_limits))
     config.rate_limits = {str(k): int(v) for k, v in (data.get("rateLimits") or {}).items()}
+    for key in ("vpcs", "securityGroups"):
+        entries = data.get(key) or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError(f"{path}: {key} must be a list of mappings")
+    config.vpcs = list(data.get("vpcs") or [])
+    config.security_groups = list(data.get("securityGroups") or [])
+    config.projects = tuple(int(p) for p in data.get("projects") or ())
+    config.allow_any_import_url = bool(data.get("allowAnyImportUrl", config.allow_any_import_url))
     try:
+        config.fault_rates = parse_rates(data.get("faultRates"))
         config.oidc_providers = parse_providers(data.get("oidcProviders"))
         config.roles = parse_roles(
             data.get("roles"),

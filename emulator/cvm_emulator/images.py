@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from .backend.images import TYPE_SQL, TYPE_SQL_NUMBERED, VISIBLE_SQL, VISIBLE_SQL_NUMBERED, check_image_id
 from .catalogue import MARKET_IMAGE, PRIVATE_IMAGE, PUBLIC_IMAGE, SHARED_IMAGE
 from .clock import progress_percent
 from .context import Call, Emulator, iso_time
 from .errors import ApiError, invalid_state_code
 from .filters import MAX_IDS, build_where, exact, fuzzy, paging, parse_filters
-from .ids import IMAGE_ID_RE, INSTANCE_ID_RE
+from .ids import INSTANCE_ID_RE
 from .store import random_suffix
 
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
@@ -30,28 +31,7 @@ BOOT_MODES = ("Legacy BIOS", "UEFI")
 # is refused with InvalidFilter, as the real service does. Families have DescribeImageFromFamily.
 IMAGE_FILTERS = frozenset({"image-id", "image-type", "image-name", "platform", "tag-key", "tag-value", "tag:"})
 
-# The caller-relative type: another account's custom image is SHARED_IMAGE to the caller.
-_TYPE_SQL = "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ? THEN 'SHARED_IMAGE' ELSE i.image_type END"
-# The same with the caller as ?1 and the region as ?2, for queries that bind further parameters by position.
-_TYPE_SQL_NUMBERED = (
-    "CASE WHEN i.image_type = 'PRIVATE_IMAGE' AND i.owner != ?1 THEN 'SHARED_IMAGE' ELSE i.image_type END"
-)
-_VISIBLE_SQL_NUMBERED = (
-    "i.region = ?2 AND (i.image_type != 'PRIVATE_IMAGE' OR i.owner = ?1 OR EXISTS ("
-    "SELECT 1 FROM image_shares s WHERE s.image_id = i.image_id AND s.region = i.region AND s.account_id = ?1))"
-)
-_VISIBLE_SQL = (
-    "i.region = ? AND (i.image_type != 'PRIVATE_IMAGE' OR i.owner = ? OR EXISTS ("
-    "SELECT 1 FROM image_shares s WHERE s.image_id = i.image_id AND s.region = i.region AND s.account_id = ?))"
-)
-
-
 # ---------------------------------------------------------------- validation helpers
-
-
-def check_image_id(image_id: str) -> None:
-    if not IMAGE_ID_RE.match(image_id):
-        raise ApiError("InvalidImageId.Malformed", f"The image id `{image_id}` is malformed.")
 
 
 def check_name(name: str, member: str = "ImageName") -> None:
@@ -112,25 +92,7 @@ def parse_tags(specs: Sequence[dict[str, Any]] | None, resource_type: str) -> li
 
 
 def visible_image(emu: Emulator, call: Call, image_id: str, region: str | None = None) -> sqlite3.Row | None:
-    """The image as the caller sees it in ``region`` (default: the request region), or None."""
-    row: sqlite3.Row | None = emu.store.conn.execute(
-        f"SELECT i.*, {_TYPE_SQL} AS visible_type FROM images i WHERE i.image_id = ? AND {_VISIBLE_SQL}",
-        (call.account.account_id, image_id, region or call.region, call.account.account_id, call.account.account_id),
-    ).fetchone()
-    return row
-
-
-def usable_image(emu: Emulator, call: Call, image_id: str) -> sqlite3.Row:
-    """An image the caller may launch or reinstall from: any visible type, NORMAL state."""
-    check_image_id(image_id)
-    row = visible_image(emu, call, image_id)
-    if row is None:
-        raise ApiError("InvalidImageId.NotFound", f"The image `{image_id}` does not exist in {call.region}.")
-    if row["state"] != "NORMAL":
-        raise ApiError(
-            "InvalidParameterValue.InvalidImageState", f"The image `{image_id}` is {row['state']}, not NORMAL."
-        )
-    return row
+    return emu.images.visible(call, image_id, region)
 
 
 def _name_taken(conn: sqlite3.Connection, owner: str, region: str, name: str, except_id: str = "") -> bool:
@@ -305,7 +267,7 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
                 check_image_id(image_id)
     rules = {
         "image-id": exact("i.image_id"),
-        "image-type": exact(f"({_TYPE_SQL_NUMBERED})"),
+        "image-type": exact(f"({TYPE_SQL_NUMBERED})"),
         "image-name": fuzzy("i.image_name"),
         "platform": fuzzy("i.platform"),
     }
@@ -323,7 +285,7 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
         filter_clauses.append(f"i.architecture IN ({', '.join('?' * len(archs))})")
         filter_args.extend(archs)
     # ?1 is the caller in every caller-relative expression; the rest bind in order.
-    where = " AND ".join([_VISIBLE_SQL_NUMBERED, *clauses, *filter_clauses])
+    where = " AND ".join([VISIBLE_SQL_NUMBERED, *clauses, *filter_clauses])
     all_args = [caller, call.region, *args, *filter_args]
     conn = emu.store.conn
     # Listing a region: count through the visibility index, page through the ordered one (the planner
@@ -333,7 +295,7 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
     def query() -> tuple[int, list[tuple[dict[str, Any], sqlite3.Row]]]:
         total = conn.execute(f"SELECT COUNT(*) FROM images i {count_index} WHERE {where}", all_args).fetchone()[0]
         rows = conn.execute(
-            f"SELECT i.*, {_TYPE_SQL_NUMBERED} AS visible_type FROM images i {page_index} WHERE {where} "
+            f"SELECT i.*, {TYPE_SQL_NUMBERED} AS visible_type FROM images i {page_index} WHERE {where} "
             "ORDER BY i.region, i.created_at DESC, i.image_id LIMIT ? OFFSET ?",
             [*all_args, limit, offset],
         ).fetchall()
@@ -761,7 +723,7 @@ def describe_image_from_family(emu: Emulator, call: Call, params: dict[str, Any]
     check_family(family)
     caller = call.account.account_id
     row = emu.store.conn.execute(
-        f"SELECT i.*, {_TYPE_SQL} AS visible_type FROM images i WHERE {_VISIBLE_SQL} AND i.family = ? "
+        f"SELECT i.*, {TYPE_SQL} AS visible_type FROM images i WHERE {VISIBLE_SQL} AND i.family = ? "
         "AND i.state = 'NORMAL' AND i.deprecated = 0 ORDER BY i.created_at DESC, i.image_id LIMIT 1",
         (caller, call.region, caller, caller, family),
     ).fetchone()

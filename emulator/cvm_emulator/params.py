@@ -15,6 +15,7 @@ from typing import Any
 from tencentcloud.cvm.v20170312 import models as sdk_models
 from tencentcloud.sts.v20180813 import models as sts_models
 from tencentcloud.tag.v20180813 import models as tag_models
+from tencentcloud.vpc.v20170312 import models as vpc_models
 
 from .errors import ApiError
 
@@ -43,6 +44,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "TagSpecification": ("ResourceType", "Tags"),
     "ImportImageDataDisk": ("ImageUrl",),
     "InstanceChargePrepaid": ("Period",),
+    "VirtualPrivateCloud": ("VpcId", "SubnetId"),
+    "DataDisk": ("DiskSize",),
+    "ModifyInstancesAttribute": ("InstanceIds",),
 }
 
 # The same for the Tag API (2018-08-13); its Tag model names its members TagKey/TagValue.
@@ -156,6 +160,7 @@ class RequestValidator:
 CVM_VALIDATOR = RequestValidator(sdk_models, REQUIRED)
 TAG_VALIDATOR = RequestValidator(tag_models, TAG_REQUIRED)
 STS_VALIDATOR = RequestValidator(sts_models, STS_REQUIRED)
+VPC_VALIDATOR = RequestValidator(vpc_models, {"Filter": ("Name", "Values")})
 
 
 def model_members(model_name: str) -> dict[str, TypeSpec]:

@@ -1,7 +1,8 @@
 """HTTP front: routing on X-TC-Version and X-TC-Action, the Response envelope, signatures, faults, rate
-limits, metrics. The CVM API (2017-03-12), a Tag API subset (2018-08-13) and an STS subset (2018-08-13:
-GetCallerIdentity, AssumeRole, AssumeRoleWithWebIdentity) share one endpoint; Tag and STS have the same
-version, so the service named in the signature's credential scope tells them apart. Temporary keys issued
+limits, metrics. The CVM API (2017-03-12), a read-only VPC subset (2017-03-12: DescribeVpcs,
+DescribeSubnets, DescribeSecurityGroups), a Tag API subset (2018-08-13) and an STS subset (2018-08-13:
+GetCallerIdentity, AssumeRole, AssumeRoleWithWebIdentity) share one endpoint; where two share a version,
+the service named in the signature's credential scope tells them apart. Temporary keys issued
 by STS sign like permanent ones and carry their token in ``X-TC-Token``."""
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import identity, images, instances, regions, sts, tags
+from . import identity, images, instances, regions, sts, tags, vpc
 from .auth import SignedRequest, authenticate, scope_service
 from .catalogue import Account, Catalogue, EmulatorConfig
 from .clock import Clock
 from .context import Call, Emulator
 from .errors import ApiError
 from .importer import FetchError, detect_format, fetch_probe, size_in_gib
-from .params import CVM_VALIDATOR, STS_VALIDATOR, TAG_VALIDATOR, RequestValidator
+from .params import CVM_VALIDATOR, STS_VALIDATOR, TAG_VALIDATOR, VPC_VALIDATOR, RequestValidator
 from .store import Store, random_suffix
 
 log = logging.getLogger("cvm_emulator")
@@ -66,9 +67,11 @@ TAG = Service(
 STS = Service(
     sts.SERVICE, sts.API_VERSION, dict(sts.ACTIONS), sts.READ_ONLY, frozenset(sts.ACTIONS), STS_VALIDATOR, sts.UNSIGNED
 )
+# The VPC API shares the CVM version: the signature's service tells them apart.
+VPC = Service(vpc.SERVICE, vpc.API_VERSION, dict(vpc.ACTIONS), vpc.READ_ONLY, frozenset(), VPC_VALIDATOR)
 # Who calls an unsigned action: no account (rate limits share one bucket for them).
 ANONYMOUS = Account("", "", "")
-SERVICES = (CVM, TAG, STS)
+SERVICES = (CVM, TAG, STS, VPC)
 ALL_ACTIONS = frozenset(action for service in SERVICES for action in service.actions)
 
 
@@ -112,6 +115,7 @@ RATE_LIMITS: dict[str, int] = {
     "RebootInstances": 10,
     "TerminateInstances": 10,
     "ResetInstance": 10,
+    "ModifyInstancesAttribute": 10,
     # Tag API: 20/s per action is documented for ModifyResourceTags and the other tag writes.
     "ModifyResourceTags": 20,
     "TagResources": 20,
@@ -377,6 +381,7 @@ class EmulatorServer:
         if not isinstance(params, dict):
             raise ApiError("InvalidParameter", "The request body must be a JSON object.")
         service.validator.validate_request(action, params)
+        self.emu.faults.check_call(action)
         call = Call(account, region, request_id, now, request.headers.get("X-TC-Language", "zh-CN"))
         store = self.emu.store
         store.advance(now)

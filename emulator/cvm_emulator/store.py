@@ -205,7 +205,8 @@ class Store:
                 "image_id = COALESCE(pending_image_id, image_id), os_name = COALESCE(pending_os_name, os_name), "
                 "platform = COALESCE(pending_platform, platform), pending_image_id = NULL, "
                 "pending_os_name = NULL, pending_platform = NULL, "
-                "latest_operation_state = CASE WHEN latest_operation_state = 'OPERATING' THEN 'SUCCESS' "
+                "latest_operation_state = CASE WHEN next_state = 'LAUNCH_FAILED' THEN 'FAILED' "
+                "WHEN latest_operation_state = 'OPERATING' THEN 'SUCCESS' "
                 "ELSE latest_operation_state END "
                 "WHERE next_state IS NOT NULL AND due_at <= ?",
                 (now,),

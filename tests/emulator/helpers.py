@@ -9,8 +9,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.cvm.v20170312 import models
+from tencentcloud.vpc.v20170312 import models as vpc_models
+from tencentcloud.vpc.v20170312 import vpc_client
+
+from tests.support.emulator import EmulatorProcess, client_profile
 
 T = TypeVar("T")
 
@@ -23,8 +28,15 @@ WORDPRESS = "img-mkt0wp01"
 ZONE = "ap-guangzhou-3"
 
 
+def vpc_sdk_client(emulator: EmulatorProcess, account: int = 0, region: str = "ap-guangzhou") -> Any:
+    """The official VpcClient pointed at the emulator (same endpoint, service `vpc` in the signature)."""
+    acc = emulator.accounts[account]
+    return vpc_client.VpcClient(credential.Credential(acc.secret_id, acc.secret_key), region, client_profile(emulator))
+
+
 def request(action: str, **params: Any) -> Any:
-    req = getattr(models, f"{action}Request")()
+    module = vpc_models if action in ("DescribeVpcs", "DescribeSubnets", "DescribeSecurityGroups") else models
+    req = getattr(module, f"{action}Request")()
     req.from_json_string(json.dumps(params))
     return req
 

@@ -45,7 +45,7 @@ def test_run_instances_pending_to_running(shared_emulator: EmulatorProcess) -> N
     assert running.LatestOperationState == "SUCCESS"
     assert (running.ImageId, running.OsName) == (UBUNTU, "Ubuntu Server 22.04 LTS 64位")
     assert (running.CPU, running.Memory, running.Placement.Zone) == (2, 4, ZONE)
-    assert running.PrivateIpAddresses[0].startswith("10.")
+    assert running.PrivateIpAddresses[0].startswith("172.16.")
     assert running.PublicIpAddresses[0].startswith(("203.0.113.", "198.51.100.", "192.0.2."))
     assert running.LoginSettings.KeyIds == ["skey-abcd1234"]
     assert running.InstanceChargeType == "POSTPAID_BY_HOUR" and running.SystemDisk.DiskSize == 50
