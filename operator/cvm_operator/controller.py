@@ -41,9 +41,17 @@ def _trigger(body: Mapping[str, Any]) -> tuple[Any, ...]:
         meta.get("uid"),
         meta.get("generation"),
         meta.get("deletionTimestamp") is not None,
-        FINALIZER in (meta.get("finalizers") or []),
         tuple(sorted(annotations.items())),
     )
+
+
+def _runs_again(previous: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool:
+    """Whether a new body of a known object calls for a pass now. The finalizer counts only when someone
+    removes it: the operator's own add arrives by watch too, sometimes before its PATCH response."""
+    if previous is None or _trigger(previous) != _trigger(body):
+        return True
+    had = FINALIZER in (previous["metadata"].get("finalizers") or [])
+    return had and FINALIZER not in (body["metadata"].get("finalizers") or [])
 
 
 class Controller:
@@ -81,8 +89,7 @@ class Controller:
         if event_type == "DELETED":
             self._forget(key, body)
         else:
-            previous = self.runtime.bodies.remember(body)
-            if previous is None or _trigger(previous) != _trigger(body):
+            if _runs_again(self.runtime.bodies.remember(body), body):
                 self.queue.add(key)
         for waiter in self.runtime.wakeups.changed(key):
             self.queue.add(waiter)

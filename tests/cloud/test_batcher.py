@@ -168,3 +168,70 @@ def test_max_batch_must_be_positive() -> None:
 
     with pytest.raises(ValueError):
         Batcher(fetch, max_batch=0)
+
+
+async def ask_each(batcher: Batcher[str, str], keys: Sequence[str]) -> None:
+    for key in keys:
+        await batcher.get(key)
+
+
+async def test_a_regular_poll_reads_ahead_one_batch_for_many_lone_lookups() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.0, max_batch=10, fresh_for=0.05)
+    keys = [f"k{n}" for n in range(10)]
+    await ask_each(batcher, keys)  # first sight: one call each
+    assert len(fetch.batches) == 10
+    await asyncio.sleep(0.06)  # the next poll
+    fetch.batches.clear()
+    values = [await batcher.get(key) for key in keys]
+    assert values == [f"value-{key}" for key in keys]
+    assert len(fetch.batches) == 1 and sorted(fetch.batches[0]) == sorted(keys)  # the rest read ahead
+    assert batcher.read_ahead_hits == 9
+
+
+async def test_values_read_ahead_go_stale_and_are_fetched_again() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.0, max_batch=10, fresh_for=0.05)
+    await ask_each(batcher, ["a", "b"])
+    await asyncio.sleep(0.06)
+    await batcher.get("a")  # reads b ahead
+    await asyncio.sleep(0.06)  # b's value is older than fresh_for now
+    fetch.batches.clear()
+    await batcher.get("b")
+    assert fetch.batches and "b" in fetch.batches[0]
+    assert batcher.read_ahead_hits == 0
+
+
+async def test_a_write_drops_values_read_ahead_even_from_a_fetch_under_way() -> None:
+    release = asyncio.Event()
+    fetch = Recorder()
+
+    async def slow(keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        await release.wait()
+        return await fetch(keys)
+
+    batcher: Batcher[str, str] = Batcher(slow, window=0.0, max_batch=10, fresh_for=5.0)
+    release.set()
+    await ask_each(batcher, ["a", "b"])
+    batcher._asked["b"] -= 10.0  # asked for long ago: due for read-ahead
+    release.clear()
+    lookup = asyncio.create_task(batcher.get("a"))
+    await asyncio.sleep(0.01)
+    batcher.invalidate()  # a write lands while the fetch (a, and b read ahead) is under way
+    release.set()
+    await lookup
+    fetch.batches.clear()
+    await batcher.get("b")
+    assert fetch.batches == [["b"]]  # asked again: the value from before the write was not kept
+
+
+async def test_keys_not_asked_for_within_recall_and_missing_keys_are_not_read_ahead() -> None:
+    fetch = Recorder(known={"a", "b"})
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.0, max_batch=10, fresh_for=0.01, recall=0.05)
+    await ask_each(batcher, ["a", "gone", "old"])
+    await asyncio.sleep(0.02)
+    await batcher.get("b")  # reads a, gone and old ahead; gone and old come back missing
+    await asyncio.sleep(0.06)
+    fetch.batches.clear()
+    await batcher.get("b")
+    assert fetch.batches == [["b"]]  # a was last asked for longer ago than recall; the missing ones dropped

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from cvm_operator.config import OperatorConfig
-from cvm_operator.controller import _trigger
+from cvm_operator.controller import _runs_again, _trigger
 from cvm_operator.reconcilers.outcomes import ObjectKey
 from cvm_operator.reconcilers.runtime import Bodies, Wakeups, aligned_delay
 from cvm_operator.workqueue import QueueShutDown, WorkQueue
@@ -121,6 +121,15 @@ def test_only_spec_deletion_and_user_annotations_trigger_a_pass() -> None:
     assert _trigger(_body(2, "13")) != base
     assert _trigger(_body(1, "14", deletionTimestamp="2026-01-01T00:00:00Z")) != base
     assert _trigger(_body(1, "15", annotations={"cvm.operator.dev/requestedAt": "now"})) != base
+
+
+def test_the_finalizer_runs_a_pass_when_removed_not_when_the_operator_adds_it() -> None:
+    held = _body(1, "21", finalizers=["cvm.operator.dev/finalizer"])
+    assert _runs_again(None, _body(1, "20"))  # a new object
+    assert not _runs_again(_body(1, "20"), held)  # our own add, by watch
+    assert _runs_again(held, _body(1, "22", finalizers=[]))  # someone took it away
+    assert not _runs_again(held, _body(1, "23", finalizers=["cvm.operator.dev/finalizer", "other"]))
+    assert _runs_again(held, _body(2, "24", finalizers=["cvm.operator.dev/finalizer"]))
 
 
 def test_the_cache_keeps_the_newest_body() -> None:

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 #: Most ids (or results) one Describe*/instance action takes or returns per call.
 MAX_PAGE = 100
+READ_AHEAD_FRESH_FOR = 5.0
+"""Seconds a value read ahead (see Batcher) answers a lookup: a poll of thousands of objects takes a few."""
 
 
 def _chunks(items: Sequence[str], size: int = MAX_PAGE) -> list[list[str]]:
@@ -142,10 +144,10 @@ class CvmApi:
         self.region = region
         self._rate_limiter = rate_limiter
         self._image_batcher: Batcher[str, CloudImage] = Batcher(
-            self._fetch_images, window=batch_window, max_batch=max_batch
+            self._fetch_images, window=batch_window, max_batch=max_batch, fresh_for=READ_AHEAD_FRESH_FOR
         )
         self._instance_batcher: Batcher[str, CloudInstance] = Batcher(
-            self._fetch_instances, window=batch_window, max_batch=max_batch
+            self._fetch_instances, window=batch_window, max_batch=max_batch, fresh_for=READ_AHEAD_FRESH_FOR
         )
 
     async def close(self) -> None:
@@ -159,7 +161,17 @@ class CvmApi:
         """Call ``action`` with PascalCase ``params`` through the SDK's typed request model and
         return the response as a plain dict. Rate-limited, counted in metrics, errors wrapped."""
         await self._rate_limiter.acquire_counted(self._account, self.region, action)
-        return await sdk_call(self._client, sdk_models, action, params, where=self.region)
+        if not audit.is_write(action):
+            return await sdk_call(self._client, sdk_models, action, params, where=self.region)
+        try:
+            return await sdk_call(self._client, sdk_models, action, params, where=self.region)
+        finally:
+            self.invalidate_read_ahead()
+
+    def invalidate_read_ahead(self) -> None:
+        """After a write (here, or to tags through the Tag API): lookups ask the cloud again."""
+        self._image_batcher.invalidate()
+        self._instance_batcher.invalidate()
 
     def _require(self, action: str, data: Mapping[str, Any], key: str) -> Any:
         value = data.get(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
@@ -26,6 +27,13 @@ class Batcher(Generic[K, V]):
     The quiet ``window`` keeps a lone lookup fast; ``linger`` lets a batch keep filling while lookups
     trickle in, as in a poll of thousands of objects where each pass takes CPU before its lookup, so a
     kind with few objects among many gets a lookup every few milliseconds, not a hundred at once.
+
+    Read-ahead (``fresh_for`` > 0): a batch with room is topped up with the keys asked for longest ago
+    (at least ``fresh_for`` ago, at most ``recall`` ago), since a key polled regularly is asked again
+    soon. Their values are kept for ``fresh_for`` seconds and answer the next ask of that key once, so
+    a poll of thousands of objects takes about one call per ``max_batch`` of them. :meth:`invalidate`
+    (after every write) drops what was read ahead, including fetches under way, so a read never
+    returns what the cloud said before a write.
     """
 
     def __init__(
@@ -33,8 +41,10 @@ class Batcher(Generic[K, V]):
         fetch: FetchBatch[K, V],
         *,
         window: float = 0.02,
-        linger: float = 1.0,
+        linger: float = 0.5,
         max_batch: int = 100,
+        fresh_for: float = 0.0,
+        recall: float = 3600.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -50,6 +60,15 @@ class Batcher(Generic[K, V]):
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._fresh_for = fresh_for
+        self._recall = recall
+        self._asked: OrderedDict[K, float] = OrderedDict()
+        """Keys by when they were last asked for, oldest first (read-ahead only)."""
+        self._read_ahead: dict[K, tuple[float, V | None]] = {}
+        """Values read ahead, with when they were fetched; each answers one ask."""
+        self._epoch = 0
+        """Counts invalidations; a fetch begun in an older epoch keeps nothing."""
+        self.read_ahead_hits = 0
 
     async def get(self, key: K) -> V | None:
         return (await self.get_many([key]))[key]
@@ -59,11 +78,21 @@ class Batcher(Generic[K, V]):
         if self._closed:
             raise RuntimeError("batcher is closed")
         loop = asyncio.get_running_loop()
+        now = loop.time()
         futures: dict[K, asyncio.Future[V | None]] = {}
         for key in keys:
             if key in futures:
                 continue
             future: asyncio.Future[V | None] = loop.create_future()
+            if self._fresh_for > 0:
+                self._asked[key] = now
+                self._asked.move_to_end(key)
+                kept = self._read_ahead.pop(key, None)
+                if kept is not None and now - kept[0] <= self._fresh_for:
+                    self.read_ahead_hits += 1
+                    future.set_result(kept[1])
+                    futures[key] = future
+                    continue
             futures[key] = future
             if not self._pending:
                 self._first = loop.time()
@@ -81,7 +110,33 @@ class Batcher(Generic[K, V]):
         taken: dict[K, list[asyncio.Future[V | None]]] = {}
         for key in list(self._pending)[:count]:
             taken[key] = self._pending.pop(key)
+        if self._fresh_for > 0:
+            self._top_up(taken, count)
         return taken
+
+    def _top_up(self, batch: dict[K, list[asyncio.Future[V | None]]], count: int) -> None:
+        """Fill the batch's room with the keys asked for longest ago (no waiters: read ahead)."""
+        now = asyncio.get_running_loop().time()
+        while self._asked:  # forget keys nobody asked for in a long time (their objects are gone)
+            key, asked = next(iter(self._asked.items()))
+            if now - asked <= self._recall:
+                break
+            del self._asked[key]
+        for key, asked in self._asked.items():
+            if len(batch) >= count or now - asked < self._fresh_for:
+                break  # full, or the rest were asked for just now
+            kept = self._read_ahead.get(key)
+            if kept is not None and now - kept[0] <= self._fresh_for:
+                continue  # read ahead already and still fresh
+            if key not in batch and key not in self._pending:
+                batch[key] = []
+        for key in [key for key, (fetched, _) in self._read_ahead.items() if now - fetched > self._fresh_for]:
+            del self._read_ahead[key]
+
+    def invalidate(self) -> None:
+        """Forget every value read ahead, and any a fetch under way brings (call after each write)."""
+        self._epoch += 1
+        self._read_ahead.clear()
 
     def _start(self, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
         task = asyncio.create_task(self._run(batch))
@@ -103,6 +158,7 @@ class Batcher(Generic[K, V]):
             self._start(self._take(self._max_batch))
 
     async def _run(self, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
+        epoch = self._epoch
         try:
             results = await self._fetch(list(batch))
         except asyncio.CancelledError:
@@ -117,8 +173,15 @@ class Batcher(Generic[K, V]):
                     if not future.done():
                         future.set_exception(exc)
             return
+        fetched = asyncio.get_running_loop().time()
         for key, waiters in batch.items():
             value = results.get(key)
+            if not waiters:  # read ahead
+                if value is None:
+                    self._asked.pop(key, None)  # gone: not read ahead again
+                elif epoch == self._epoch and not isinstance(value, Exception):
+                    self._read_ahead[key] = (fetched, value)
+                continue
             for future in waiters:
                 if future.done():  # the caller was cancelled
                     continue

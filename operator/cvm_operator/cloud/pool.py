@@ -88,6 +88,7 @@ class CloudPool:
                 account=credentials_label(credentials),
                 region=region,
                 rate_limiter=self.rate_limiter,
+                on_write=self.api(credentials, region).invalidate_read_ahead,  # tags are part of what it reads
             )
             self._tag_apis[key] = api
             where = self.endpoint.url if self.endpoint else "Tencent Cloud"

@@ -3,12 +3,13 @@ the tags of an existing image or instance, the Tag API can."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tencentcloud.tag.v20180813 import models as tag_models
 
+from cvm_operator.cloud import audit
 from cvm_operator.cloud.api import sdk_call
 from cvm_operator.cloud.ratelimit import RateLimiter
 
@@ -82,11 +83,21 @@ class TagApi:
     Obtain instances from :meth:`cvm_operator.cloud.pool.CloudPool.tags`.
     """
 
-    def __init__(self, client: Any, *, account: str, region: str, rate_limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        account: str,
+        region: str,
+        rate_limiter: RateLimiter,
+        on_write: Callable[[], None] | None = None,
+    ) -> None:
         self._client = client
         self._account = account
         self.region = region
         self._rate_limiter = rate_limiter
+        self._on_write = on_write
+        """Called after each write (the CVM client's lookups read tags too)."""
 
     async def close(self) -> None:
         await self._client.close()
@@ -94,7 +105,11 @@ class TagApi:
     async def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call a Tag API ``action``: rate-limited, counted in metrics, errors wrapped."""
         await self._rate_limiter.acquire_counted(self._account, GLOBAL_SCOPE, action)
-        return await sdk_call(self._client, tag_models, action, params, where="tag")
+        try:
+            return await sdk_call(self._client, tag_models, action, params, where="tag")
+        finally:
+            if self._on_write is not None and audit.is_write(action):
+                self._on_write()
 
     async def modify_resource_tags(self, resource: str, replace: Mapping[str, str], delete: Sequence[str]) -> None:
         """Set ``replace`` and remove the keys in ``delete`` on ``resource`` (a :func:`resource_name`).
