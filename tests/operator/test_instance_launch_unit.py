@@ -117,7 +117,9 @@ def test_status_shows_network_and_data_disks() -> None:
     assert fields["public_ip_addresses"] == ["81.0.0.7"]
     assert (fields["vpc_id"], fields["subnet_id"]) == ("vpc-2x7lhtse", "subnet-d9azpyl8")
     assert fields["security_group_ids"] == ["sg-5ujzw3i2"]
-    assert fields["data_disks"] == [{"disk_id": "disk-data0001", "disk_type": "CLOUD_SSD", "size_gb": 100}]
+    assert [disk.to_wire() for disk in fields["data_disks"]] == [
+        {"diskId": "disk-data0001", "diskType": "CLOUD_SSD", "sizeGB": 100}
+    ]
 
 
 def test_name_security_groups_and_protection_drift_is_put_back() -> None:

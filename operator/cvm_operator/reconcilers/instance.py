@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cvm_operator.api import SET_LABEL, Instance, InstanceSpec, Phase
+from cvm_operator.api.instance import AttachedDisk
 from cvm_operator.api.kinds import IMAGES, INSTANCES
 from cvm_operator.cloud import CloudError, CloudInstance, LoginSettings, SystemDisk, resource_name
 from cvm_operator.cloud.resources import (
@@ -184,8 +185,9 @@ def instance_status(instance: CloudInstance) -> dict[str, Any]:
         "vpc_id": instance.vpc_id or None,
         "subnet_id": instance.subnet_id or None,
         "security_group_ids": list(instance.security_group_ids),
+        # Models, not dicts: status is updated with model_copy, which does not validate.
         "data_disks": [
-            {"disk_id": disk.disk_id, "disk_type": disk.disk_type, "size_gb": disk.size_gb}
+            AttachedDisk(disk_id=disk.disk_id, disk_type=disk.disk_type, size_gb=disk.size_gb)
             for disk in instance.data_disks
         ],
     }
