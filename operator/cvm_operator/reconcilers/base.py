@@ -234,8 +234,8 @@ def _status_model(reconciler: ManagedReconciler[Any]) -> type[BaseStatus]:
     return annotation
 
 
-FIRST_LOOK_AFTER_CREATE = 1.0
-"""Seconds from a create to the first look at the new resource."""
+FIRST_LOOK = 1.0
+"""Seconds from a create (or the first sight of a resource in progress) to the next look at it."""
 
 
 @dataclass
@@ -251,6 +251,9 @@ class Pass:
     result: str = "ok"
     created: bool = False
     """This pass asked the cloud to create the resource."""
+    first_sight: bool = False
+    """This pass is the first to record the resource's cloud state (it was just made, by this pass or
+    another object's, e.g. an InstanceSet's batch)."""
 
     def reconciling(self, reason: str, message: str, phase: Phase | None = None) -> None:
         self.status.conditions = mark_reconciling(
@@ -365,6 +368,7 @@ class Driver:
         """Record an existing resource's state, update it when it differs from the spec, judge readiness."""
         reconciler = pass_.reconciler
         # What the cloud says is recorded even when the resource failed (its id, its state).
+        pass_.first_sight = pass_.status.cloud_state is None and observation.cloud_state is not None
         pass_.status = pass_.status.model_copy(update=observation.status)
         pass_.status.cloud_state = observation.cloud_state
         for extra in observation.conditions:
@@ -400,11 +404,10 @@ class Driver:
             pass_.delay = max(observation.requeue_after, 0.0)
 
     def _progress_delay(self, pass_: Pass) -> float:
-        """The next look at a resource the cloud is working on. Right after a create it comes sooner:
-        many launches and imports end within seconds, and the Ready they reach should not wait for a
-        whole progress interval."""
+        """The next look at a resource the cloud is working on. The first comes sooner: many launches
+        and imports end within seconds, and the Ready they reach should not wait a whole interval."""
         interval = self.runtime.config.progress_interval
-        return min(FIRST_LOOK_AFTER_CREATE, interval) if pass_.created else interval
+        return min(FIRST_LOOK, interval) if pass_.created or pass_.first_sight else interval
 
     def _stalled(self, pass_: Pass, reason: str, message: str, phase: Phase) -> None:
         pass_.status.conditions = mark_stalled(

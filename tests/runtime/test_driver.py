@@ -1,0 +1,48 @@
+"""The driver's pacing of looks at a resource the cloud is working on (no I/O: a stub API server)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from cvm_operator.config import OperatorConfig
+from cvm_operator.reconcilers.base import FIRST_LOOK, Context, Driver, Observation
+from cvm_operator.reconcilers.image import ImageReconciler
+from cvm_operator.reconcilers.runtime import Runtime
+from tests.operator import import_image_body
+
+FINALIZER = "cvm.operator.dev/finalizer"
+
+
+class _Kube:
+    async def patch_metadata(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def patch_status(self, *args: Any) -> None:
+        return None
+
+
+class _Importing(ImageReconciler):
+    """An image the cloud is still importing."""
+
+    async def observe(self, ctx: Context[Any]) -> Observation:
+        return Observation(exists=True, up_to_date=True, ready=False, cloud_state="IMPORTING", reason="Importing")
+
+
+async def _delay_of_a_pass(status: dict[str, Any]) -> float:
+    config = OperatorConfig(endpoint=None, default_credentials=None, progress_interval=5.0)
+    runtime = Runtime(config, cast(Any, _Kube()), cast(Any, None), lambda *args: None)
+
+    async def connect(*args: Any) -> Any:
+        return None
+
+    runtime.connect = connect  # type: ignore[method-assign]
+    body = {**import_image_body("golden", "https://example.com/disk.qcow2"), "apiVersion": "cvm.operator.dev/v1alpha1"}
+    body["metadata"] |= {"namespace": "default", "uid": "u-1", "resourceVersion": "7", "generation": 1,
+                         "finalizers": [FINALIZER]}  # fmt: skip
+    body["status"] = status
+    return await Driver(runtime).reconcile(_Importing(runtime), body)
+
+
+async def test_the_first_look_at_a_resource_in_progress_comes_soon_and_later_ones_at_the_progress_interval() -> None:
+    assert await _delay_of_a_pass({}) == FIRST_LOOK  # first sight (made by another object, say)
+    assert await _delay_of_a_pass({"cloudState": "IMPORTING"}) == 5.0
