@@ -284,3 +284,60 @@ def test_sold_out_backs_off_and_insufficient_balance_is_stalled(
     time.sleep(4)
     assert emulator.request_count("RunInstances", "InvalidAccount.InsufficientBalance") == 1
     assert emulator.request_count("RunInstances") == 4
+
+
+def test_instance_set_replicas_carry_the_launch_settings_and_a_failed_launch_is_replaced(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
+) -> None:
+    client = sdk_client(emulator)
+    objects.core.create_namespaced_secret(namespace, kubernetes.client.V1Secret(
+        metadata=kubernetes.client.V1ObjectMeta(name="web-init"),
+        data={"user-data": base64.b64encode(USER_DATA.encode()).decode()},
+    ))  # fmt: skip
+    template = {
+        "instanceType": "S5.MEDIUM2",
+        "imageId": UBUNTU,
+        "network": {"vpcId": APP_VPC, "subnetId": WEB_SUBNET, "securityGroupIds": [WEB_SG]},
+        "dataDisks": [{"sizeGB": 100}],
+        "userData": {"secretRef": {"name": "web-init", "key": "user-data"}},
+    }
+    # One of the batch's two instances ends in LAUNCH_FAILED.
+    inject_fault(emulator, {"action": "RunInstances", "count": 1, "state": "LAUNCH_FAILED"})
+    objects.create("instancesets", {"kind": "InstanceSet", "metadata": {"name": "fleet"}, "spec": {
+        "region": "ap-guangzhou", "replicas": 2, "zones": ["ap-guangzhou-3"], "template": {"spec": template},
+    }})  # fmt: skip
+
+    def two_ready() -> list[dict[str, Any]] | None:
+        listed = objects.custom.list_namespaced_custom_object(
+            "cvm.operator.dev", "v1alpha1", namespace, "instances", label_selector="cvm.operator.dev/instance-set=fleet"
+        )
+        assert isinstance(listed, dict)
+        items = [item for item in listed["items"] if not item["metadata"].get("deletionTimestamp")]
+        ready = [
+            item
+            for item in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in status(item).get("conditions") or [])
+        ]
+        return ready if len(ready) == 2 else None
+
+    replicas = wait_for(two_ready, 120, "two Ready replicas, the failed one replaced")
+    assert emulator.request_count("RunInstances") >= 2  # the batch, then the replacement
+    failures = [e for e in objects.core.list_namespaced_event(namespace).items if e.reason == "LaunchFailed"]
+    assert failures and failures[0].involved_object.kind == "Instance"
+    for replica in replicas:
+        cloud = described(client, status(replica)["instanceId"])
+        assert cloud["VirtualPrivateCloud"]["SubnetId"] == WEB_SUBNET and cloud["SecurityGroupIds"] == [WEB_SG]
+        assert [d["DiskSize"] for d in cloud["DataDisks"]] == [100]
+        assert status(replica)["securityGroupIds"] == [WEB_SG]
+
+    # The template's security groups change in place on every replica.
+    objects.patch(
+        "instancesets", "fleet", {"spec": {"template": {"spec": {"network": {"securityGroupIds": [ADMIN_SG]}}}}}
+    )
+    ids = [status(replica)["instanceId"] for replica in replicas]
+    wait_for(
+        lambda: all(described(client, one)["SecurityGroupIds"] == [ADMIN_SG] for one in ids),
+        60,
+        "every replica in the new security group",
+    )
+    assert not leaks(operator.log())
