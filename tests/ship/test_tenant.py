@@ -44,7 +44,10 @@ def test_the_component_binds_the_operator_in_the_tenant_namespace(controlplane: 
     kinds = sorted((o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects)
     assert kinds == [("Role", "cvm-operator-secrets", "team-a"), ("RoleBinding", "cvm-operator-secrets", "team-a")]
     role = next(o for o in objects if o["kind"] == "Role")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},  # Instance userData.configMapRef
+    ]
     binding = next(o for o in objects if o["kind"] == "RoleBinding")
     # The subject stays the operator's ServiceAccount in its own namespace.
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": OPERATOR_NAMESPACE}]
@@ -56,8 +59,10 @@ def test_the_component_grants_get_on_secrets_in_one_namespace_only(
     assert can_i("get", "secrets", None, namespace) == "no"
     kubectl("apply", "-k", str(tenant_dir(tmp_path, namespace)))
     assert can_i("get", "secrets", None, namespace) == "yes"
+    assert can_i("get", "configmaps", None, namespace) == "yes"
     for verb in ("list", "watch", "create", "update", "delete"):
         assert can_i(verb, "secrets", None, namespace) == "no", verb
+        assert can_i(verb, "configmaps", None, namespace) == "no", verb
     other = f"t-o-{uuid.uuid4().hex[:8]}"
     assert can_i("get", "secrets", None, other) == "no"
     assert can_i("get", "secrets", None, OPERATOR_NAMESPACE) == "no"
