@@ -42,6 +42,21 @@ def test_zone_targets_split_evenly_and_the_first_zones_take_the_rest() -> None:
     assert fleet.zone_targets(0, [Z3]) == {Z3: 0}
 
 
+def test_scale_up_steers_clear_of_zones_short_of_capacity_while_another_can_take_the_replicas() -> None:
+    assert fleet.scale_up([], 6, [Z3, Z4, Z5], short={Z3}) == {Z4: 3, Z5: 3}
+    assert fleet.scale_up(fleet_of(2, [Z4]), 4, [Z3, Z4], short={Z3}) == {Z4: 2}
+    assert fleet.scale_up([], 4, [Z3], short={Z3}) == {Z3: 4}  # no other zone: the same one again
+    assert fleet.scale_up([], 4, [Z3, Z4], short={Z3, Z4}) == {Z3: 2, Z4: 2}
+
+
+def test_a_short_zone_is_held_for_a_while_per_set() -> None:
+    short = fleet.ShortZones(hold=300.0)
+    short.mark("set-a", Z3, now=1000.0)
+    assert short.of("set-a", 1100.0) == {Z3}
+    assert short.of("set-b", 1100.0) == set()
+    assert short.of("set-a", 1300.0) == set()  # capacity comes back: the zone takes replicas again
+
+
 def test_scale_up_fills_the_zones_furthest_below_target() -> None:
     assert fleet.scale_up([], 20, [Z3, Z4]) == {Z3: 10, Z4: 10}
     lopsided = fleet_of(6, [Z3])

@@ -321,6 +321,21 @@ def test_a_batch_left_with_gaps_by_a_crash_gets_its_missing_objects_before_its_l
     assert emulator.request_count("TerminateInstances") == 0  # no instance without its object
 
 
+def test_replicas_refused_by_a_sold_out_zone_launch_in_the_sets_other_zone(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
+) -> None:
+    sold_out = "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance"
+    emulator.inject_fault("RunInstances", count=100, code=sold_out, zone=ZONES[0])
+    objects.create("instancesets", set_body("web", 4))
+    wait_settled(objects, "web", 4)
+    members = replicas_of(objects, "web")
+    assert {m["spec"]["zone"] for m in members} == {ZONES[1]}
+    assert {item["Placement"]["Zone"] for item in running(emulator)} == {ZONES[1]} and len(running(emulator)) == 4
+    # One refusal, then the zone is left alone (no launch loop against a sold-out zone).
+    assert emulator.request_count("RunInstances", code=sold_out) == 1
+    assert any(e.reason == "ZoneShort" and ZONES[0] in (e.message or "") for e in objects.events("web"))
+
+
 def fleet_annotation(member: dict[str, Any]) -> str | None:
     annotations: dict[str, str] = member["metadata"].get("annotations") or {}
     return annotations.get("cvm.operator.dev/assigned-instance-id")

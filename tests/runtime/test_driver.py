@@ -35,7 +35,7 @@ async def _delay_of_a_pass(status: dict[str, Any]) -> float:
     async def connect(*args: Any) -> Any:
         return None
 
-    runtime.connect = connect  # type: ignore[method-assign]
+    runtime.connect = connect  # type: ignore[method-assign,assignment]
     body = {**import_image_body("golden", "https://example.com/disk.qcow2"), "apiVersion": "cvm.operator.dev/v1alpha1"}
     body["metadata"] |= {"namespace": "default", "uid": "u-1", "resourceVersion": "7", "generation": 1,
                          "finalizers": [FINALIZER]}  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,12 +60,19 @@ def zone_targets(replicas: int, zones: Sequence[str]) -> dict[str, int]:
     return {zone: base + (1 if index < rest else 0) for index, zone in enumerate(zones)}
 
 
-def scale_up(live: Sequence[Replica], replicas: int, zones: Sequence[str]) -> dict[str, int]:
-    """How many replicas to add in each zone, filling the zones furthest below their target first."""
-    return _spread(replicas - len(live), live, replicas, zones)
+def scale_up(
+    live: Sequence[Replica], replicas: int, zones: Sequence[str], short: Collection[str] = ()
+) -> dict[str, int]:
+    """How many replicas to add in each zone, filling the zones furthest below their target first.
+    Zones ``short`` of capacity (a launch there was refused or failed lately) get none while another
+    zone can take them."""
+    allowed = [zone for zone in zones if zone not in short] or list(zones)
+    return _spread(replicas - len(live), live, replicas, zones, allowed)
 
 
-def _spread(count: int, existing: Sequence[Replica], replicas: int, zones: Sequence[str]) -> dict[str, int]:
+def _spread(
+    count: int, existing: Sequence[Replica], replicas: int, zones: Sequence[str], allowed: Sequence[str] | None = None
+) -> dict[str, int]:
     """``count`` additions steered towards each zone's share of ``replicas``, given the ``existing`` ones."""
     if count <= 0:
         return {}
@@ -73,9 +80,29 @@ def _spread(count: int, existing: Sequence[Replica], replicas: int, zones: Seque
     counts = Counter(replica.zone for replica in existing if replica.zone in targets)
     added: Counter[str] = Counter()
     for _ in range(count):
-        zone = min(zones, key=lambda z: (counts[z] + added[z] - targets[z], zones.index(z)))
+        zone = min(allowed or zones, key=lambda z: (counts[z] + added[z] - targets[z], zones.index(z)))
         added[zone] += 1
     return dict(added)
+
+
+class ShortZones:
+    """Zones where a launch was refused for capacity or ended LAUNCH_FAILED, per set, for ``hold`` seconds:
+    replicas still to launch go to the set's other zones meanwhile."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self._until: dict[str, dict[str, float]] = {}
+
+    def mark(self, set_uid: str, zone: str, now: float) -> None:
+        self._until.setdefault(set_uid, {})[zone] = now + self.hold
+
+    def of(self, set_uid: str, now: float) -> set[str]:
+        zones = self._until.get(set_uid, {})
+        for zone in [zone for zone, until in zones.items() if until <= now]:
+            del zones[zone]
+        if not zones:
+            self._until.pop(set_uid, None)
+        return set(zones)
 
 
 def _newest_first(replicas: Iterable[Replica]) -> list[Replica]:

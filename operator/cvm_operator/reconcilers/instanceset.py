@@ -27,12 +27,12 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from cvm_operator.api import API_VERSION, INSTANCES, SET_LABEL, InstanceSet
 from cvm_operator.api.instanceset import resolve_int_or_percent
 from cvm_operator.api.kinds import IMAGES, INSTANCE_SETS
-from cvm_operator.cloud import CloudInstance, SystemDisk, backoff
+from cvm_operator.cloud import CloudError, CloudInstance, SystemDisk, backoff
 from cvm_operator.cloud.resources import INSTANCE_PENDING, INSTANCE_SHUTDOWN, INSTANCE_TERMINATING
 from cvm_operator.kube import Forbidden
 from cvm_operator.reconcilers import fleet
@@ -61,6 +61,10 @@ CONCURRENT_WRITES = 16
 """Kubernetes writes (create, patch, delete of replicas) in flight at once per pass."""
 REPLACE_BACKOFF_BASE = 5.0
 REPLACE_BACKOFF_CAP = 300.0
+SOLD_OUT = "InsufficientCapacity"
+"""The reason cloud/errors.py gives ResourceInsufficient.* and ResourcesSoldOut.* refusals."""
+SHORT_ZONE_HOLD = 300.0
+"""Seconds a zone that refused a launch for capacity (or whose launches failed) gets no new replicas."""
 _INDEX = re.compile(r"-(\d+)$")
 
 
@@ -218,6 +222,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         """(set UID, batch) launched by this process, so a pass does not call RunInstances again for them
         while their replicas are being named; after a restart the same token makes the call harmless."""
         self._replacements: defaultdict[str, int] = defaultdict(int)
+        self._short_zones = fleet.ShortZones(SHORT_ZONE_HOLD)
 
     # ------------------------------------------------------------------ observe
 
@@ -316,7 +321,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             step = fleet.replace_step(healthy, image, replicas, zones, max(max_unavailable, 0), max_surge)
             plan.create, plan.delete = step.create, [*plan.delete, *step.delete]
         else:
-            plan.create = fleet.scale_up(healthy, replicas, zones)
+            plan.create = fleet.scale_up(healthy, replicas, zones, self._short_zones.of(ctx.uid, time.time()))
             removed = fleet.scale_down(healthy, replicas, zones)
             if not removed and not plan.create:
                 # Replicas left in a zone removed from spec.zones move to the others, a few at a time.
@@ -382,9 +387,13 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             )
         if plan.delete:
             await _bounded(self.runtime.kube.delete(INSTANCES, namespace, name) for name in plan.delete)
-            failed = [name for name in plan.delete if replica_from_body(plan.bodies[name]).failed_reason]
+            failed = [replica_from_body(plan.bodies[name]) for name in plan.delete]
+            failed = [replica for replica in failed if replica.failed_reason]
             if failed:
                 self._replacements[ctx.uid] += 1
+            for replica in failed:
+                if replica.failed_reason == "LaunchFailed":
+                    self._short_zones.mark(ctx.uid, replica.zone, time.time())
             self.runtime.post(ctx.body, "Normal", "DeletingReplicas", f"deleting {', '.join(sorted(plan.delete))}")
         if plan.reimage:
             await _bounded(
@@ -479,21 +488,28 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
                 )
                 bodies = [*bodies, *filled]
                 pending = pending | {str(body["metadata"]["name"]) for body in filled}
-            ids = await ctx.api.launch_instances(
-                count=count,
-                client_token=client_token(ctx.uid, batch),
-                zone=zone,
-                image_id=image,
-                instance_type=template.instance_type,
-                name=base_name,
-                host_name=template.host_name,
-                system_disk=SystemDisk(disk_type=template.system_disk.disk_type, size_gb=template.system_disk.size_gb),
-                login=await login_settings(
-                    self.runtime, ctx.key.namespace, template.login_settings, "spec.template.spec.loginSettings"
-                ),
-                tags={**template.tags, BATCH_TAG: batch},
-                options=await read_launch_options(self.runtime, ctx.key.namespace, template, "spec.template.spec"),
-            )
+            try:
+                ids = await ctx.api.launch_instances(
+                    count=count,
+                    client_token=client_token(ctx.uid, batch),
+                    zone=zone,
+                    image_id=image,
+                    instance_type=template.instance_type,
+                    name=base_name,
+                    host_name=template.host_name,
+                    system_disk=SystemDisk(
+                        disk_type=template.system_disk.disk_type, size_gb=template.system_disk.size_gb
+                    ),
+                    login=await login_settings(
+                        self.runtime, ctx.key.namespace, template.login_settings, "spec.template.spec.loginSettings"
+                    ),
+                    tags={**template.tags, BATCH_TAG: batch},
+                    options=await read_launch_options(self.runtime, ctx.key.namespace, template, "spec.template.spec"),
+                )
+            except CloudError as error:
+                if error.reason != SOLD_OUT:
+                    raise
+                await self._leave_short_zone(ctx, zone, bodies, error)
             self._launched.add((ctx.uid, batch))
             self.runtime.post(
                 ctx.body, "Normal", "Launched", f"batch {batch}: {count} instances in {zone} from image {image}"
@@ -531,6 +547,25 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             )
             for name, instance_id in assignments.items()
         )
+
+    async def _leave_short_zone(
+        self, ctx: Context[InstanceSet], zone: str, bodies: Sequence[Mapping[str, Any]], error: CloudError
+    ) -> NoReturn:
+        """The cloud has no capacity for the batch in ``zone``: its replicas (never launched) are removed
+        and made again in the set's other zones. With no other zone, the launch is retried with backoff."""
+        now = time.time()
+        short = self._short_zones.of(ctx.uid, now)
+        if not [other for other in ctx.obj.spec.zones if other != zone and other not in short]:
+            raise error
+        self._short_zones.mark(ctx.uid, zone, now)
+        names = sorted(str(body["metadata"]["name"]) for body in bodies)
+        await _bounded(self.runtime.kube.delete(INSTANCES, ctx.key.namespace, name) for name in names)
+        message = (
+            f"zone {zone} has no capacity for {len(names)} instance(s) ({error.code}); "
+            f"they launch in the set's other zones, and {zone} gets none for {SHORT_ZONE_HOLD:.0f} s"
+        )
+        self.runtime.post(ctx.body, "Warning", "ZoneShort", message)
+        raise Waiting("ZoneShort", message, delay=1.0)
 
     # ------------------------------------------------------------------ delete
 
