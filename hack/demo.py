@@ -534,6 +534,8 @@ class Demo:
             console_script("cvm-emulator"),
             "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
             "--db", str(self.dir / "emulator.sqlite"), "--clock", self.options.clock,
+            # The samples import a disk file the demo serves over plain HTTP, not a COS object.
+            "--allow-any-import-url",
         ]  # fmt: skip
         emulator = Service("cvm-emulator", command, self.dir / "emulator.log", self.env)
         self.on_cleanup("the emulator", emulator.stop)

@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="answer RequestLimitExceeded above the documented per-action limits",
     )
+    parser.add_argument(
+        "--allow-any-import-url",
+        action="store_true",
+        default=None,
+        help="let ImportImage read any http(s) or file URL, not only objects of the emulator's COS-style store",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -50,6 +56,8 @@ async def serve(args: argparse.Namespace) -> None:
         config.latency_ms = args.latency_ms
     if args.enforce_rate_limits:
         config.enforce_rate_limits = True
+    if args.allow_any_import_url:
+        config.allow_any_import_url = True
     clock = Clock.parse(config.clock)
     catalogue = load_catalogue(config.regions)
     store = Store(args.db)
@@ -63,6 +71,7 @@ async def serve(args: argparse.Namespace) -> None:
         if isinstance(address, tuple):
             port = int(address[1])
             break
+    server.emu.objects.listen(args.host, port)
     if args.port_file is not None:
         tmp = args.port_file.with_name(args.port_file.name + ".tmp")
         tmp.write_text(str(port), encoding="utf-8")

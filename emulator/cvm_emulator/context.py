@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from .backend.objects import ObjectStore
 from .backend.vpc import VpcBackend
 from .catalogue import Account, Catalogue, EmulatorConfig
 from .clock import Clock
@@ -31,6 +32,7 @@ class Emulator:
     images: ImageBackend = field(init=False)
     instances: InstanceBackend = field(init=False)
     faults: FaultInjector = field(init=False)
+    objects: ObjectStore = field(init=False)
 
     def __post_init__(self) -> None:
         # The instance and image backends take the emulator itself: imported here, after this module.
@@ -45,6 +47,10 @@ class Emulator:
         self.images = ImageBackend(self)
         self.instances = InstanceBackend(self)
         self.faults = FaultInjector(self.config.fault_rates)
+        # Objects live beside the database, so they outlive a restart as the images do.
+        self.objects = ObjectStore(
+            self.store.path.with_name(self.store.path.name + ".objects"), self.config.allow_any_import_url
+        )
 
 
 @dataclass

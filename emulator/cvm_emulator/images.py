@@ -1,4 +1,8 @@
-"""Image actions: describe, create from an instance, import, copy (sync), share, modify, delete, quota."""
+"""Image actions: describe, create from an instance, import, copy (sync), share, modify, delete, quota.
+
+Each action parses its request, calls :class:`~cvm_emulator.backend.images.ImageBackend` and renders
+what it returns.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,16 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from .backend.images import TYPE_SQL, TYPE_SQL_NUMBERED, VISIBLE_SQL, VISIBLE_SQL_NUMBERED, check_image_id
-from .catalogue import MARKET_IMAGE, PRIVATE_IMAGE, PUBLIC_IMAGE, SHARED_IMAGE
+from .backend.images import BUSY_STATES, ImportSpec
 from .clock import progress_percent
 from .context import Call, Emulator, iso_time
-from .errors import ApiError, invalid_state_code
-from .filters import MAX_IDS, build_where, exact, fuzzy, paging, parse_filters
-from .ids import INSTANCE_ID_RE
-from .store import random_suffix
+from .errors import ApiError
+from .filters import paging, parse_filters
 
 FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$")
 MAX_NAME = 60
 MAX_DESCRIPTION = 256
 MAX_TAGS = 50
-BUSY_STATES = ("CREATING", "SYNCING", "IMPORTING")
 IMPORT_ARCHITECTURES = ("x86_64", "i386", "arm_64")
 LICENSE_TYPES = ("TencentCloud", "BYOL")
 BOOT_MODES = ("Legacy BIOS", "UEFI")
@@ -88,48 +88,7 @@ def parse_tags(specs: Sequence[dict[str, Any]] | None, resource_type: str) -> li
     return list(tags.items())
 
 
-# ---------------------------------------------------------------- queries
-
-
-def visible_image(emu: Emulator, call: Call, image_id: str, region: str | None = None) -> sqlite3.Row | None:
-    return emu.images.visible(call, image_id, region)
-
-
-def _name_taken(conn: sqlite3.Connection, owner: str, region: str, name: str, except_id: str = "") -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM images WHERE owner = ? AND region = ? AND image_type = 'PRIVATE_IMAGE' "
-        "AND image_name = ? AND image_id != ? LIMIT 1",
-        (owner, region, name, except_id),
-    ).fetchone()
-    return row is not None
-
-
-def _check_new_image(emu: Emulator, owner: str, region: str, name: str) -> None:
-    conn = emu.store.conn
-    if _name_taken(conn, owner, region, name):
-        raise ApiError("InvalidImageName.Duplicate", f"An image named {name!r} already exists in {region}.")
-    count = conn.execute(
-        "SELECT COUNT(*) FROM images WHERE owner = ? AND region = ? AND image_type = 'PRIVATE_IMAGE'", (owner, region)
-    ).fetchone()[0]
-    if count >= emu.config.image_quota:
-        raise ApiError(
-            "ImageQuotaLimitExceeded", f"The custom image quota of {emu.config.image_quota} in {region} is used up."
-        )
-
-
-def _tags_for(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[dict[str, str]]]:
-    result: dict[tuple[str, str], list[dict[str, str]]] = {}
-    if not keys:
-        return result
-    ids = sorted({k[0] for k in keys})
-    rows = conn.execute(
-        f"SELECT image_id, region, key, value FROM image_tags WHERE image_id IN ({', '.join('?' * len(ids))}) "
-        "ORDER BY key",
-        ids,
-    ).fetchall()
-    for row in rows:
-        result.setdefault((row["image_id"], row["region"]), []).append({"Key": row["key"], "Value": row["value"]})
-    return result
+# ---------------------------------------------------------------- rendering
 
 
 def image_to_api(row: sqlite3.Row, tags: list[dict[str, str]], now: float) -> dict[str, Any]:
@@ -164,78 +123,26 @@ def image_to_api(row: sqlite3.Row, tags: list[dict[str, str]], now: float) -> di
     }
 
 
-def _snapshot(usage: str, size: int) -> dict[str, Any]:
-    return {"SnapshotId": f"snap-{random_suffix()}", "DiskUsage": usage, "DiskSize": size}
+def _import_os_name(os_type: str, os_version: str, architecture: str) -> str:
+    bits = "32位" if architecture == "i386" else "64位"
+    version = "" if os_version in ("-", "") else f" {os_version}"
+    return f"{os_type}{version} {bits}"
 
 
-def _insert_image(
-    emu: Emulator,
-    call: Call,
-    *,
-    region: str,
-    name: str,
-    description: str,
-    os_name: str,
-    platform: str,
-    architecture: str,
-    size_gb: int,
-    source: str,
-    state: str,
-    next_state: str | None,
-    duration: float,
-    family: str = "",
-    license_type: str = "TencentCloud",
-    boot_mode: str = "Legacy BIOS",
-    cloudinit: bool = True,
-    encrypted: bool = False,
-    snapshots: list[dict[str, Any]] | None = None,
-    import_url: str | None = None,
-    import_force: bool = False,
-    source_image_id: str | None = None,
-    tags: Sequence[tuple[str, str]] = (),
-) -> str:
-    conn = emu.store.conn
-    image_id = emu.store.new_id("img", "images", "image_id")
-    due_at = call.now + duration
-    conn.execute(
-        "INSERT INTO images (image_id, region, image_type, owner, image_name, description, os_name, platform, "
-        "architecture, size_gb, image_source, state, next_state, started_at, due_at, family, license_type, "
-        "boot_mode, cloudinit, encrypted, snapshots, created_at, import_url, import_force, source_image_id) "
-        "VALUES (?, ?, 'PRIVATE_IMAGE', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            image_id,
-            region,
-            call.account.account_id,
-            name,
-            description,
-            os_name,
-            platform,
-            architecture,
-            size_gb,
-            source,
-            state,
-            next_state,
-            call.now,
-            due_at,
-            family,
-            license_type,
-            boot_mode,
-            int(cloudinit),
-            int(encrypted),
-            json.dumps(snapshots or [_snapshot("SYSTEM_DISK", size_gb)]),
-            call.now,
-            import_url,
-            int(import_force),
-            source_image_id,
-        ),
-    )
-    conn.executemany(
-        "INSERT INTO image_tags (image_id, region, key, value) VALUES (?, ?, ?, ?)",
-        [(image_id, region, k, v) for k, v in tags],
-    )
-    if next_state is not None:
-        emu.store.note_due(due_at)
-    return image_id
+def describe_import_image_os(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    linux = [o for o in emu.catalogue.import_os.values() if not o.windows]
+    windows = [o for o in emu.catalogue.import_os.values() if o.windows]
+    return {
+        "ImportImageOsListSupported": {"Linux": [o.os_type for o in linux], "Windows": [o.os_type for o in windows]},
+        "ImportImageOsVersionSet": [
+            {
+                "OsName": o.os_type,
+                "OsVersions": list(o.versions),
+                "Architecture": list(emu.catalogue.import_architectures),
+            }
+            for o in [*linux, *windows]
+        ],
+    }
 
 
 # ---------------------------------------------------------------- actions
@@ -250,30 +157,8 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
             "`ImageIds` and `Filters` cannot be specified at the same time.",
         )
     offset, limit = paging(params)
-    caller = call.account.account_id
-    clauses: list[str] = []
-    args: list[Any] = []
-    if image_ids:
-        if len(image_ids) > MAX_IDS:
-            raise ApiError("InvalidParameterValue.LimitExceeded", f"At most {MAX_IDS} `ImageIds` are allowed.")
-        for image_id in image_ids:
-            check_image_id(image_id)
-        clauses.append(f"i.image_id IN ({', '.join('?' * len(image_ids))})")
-        args.extend(image_ids)
     filters = parse_filters(raw_filters, IMAGE_FILTERS)
-    for flt in filters:
-        if flt.name == "image-id":
-            for image_id in flt.values:
-                check_image_id(image_id)
-    rules = {
-        "image-id": exact("i.image_id"),
-        "image-type": exact(f"({TYPE_SQL_NUMBERED})"),
-        "image-name": fuzzy("i.image_name"),
-        "platform": fuzzy("i.platform"),
-    }
-    filter_clauses, filter_args = build_where(
-        filters, rules, "image_tags", "t.image_id = i.image_id AND t.region = i.region"
-    )
+    architectures: tuple[str, ...] | None = None
     instance_type = params.get("InstanceType")
     if instance_type is not None:
         itype = emu.catalogue.instance_types.get(instance_type)
@@ -281,46 +166,13 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
             raise ApiError(
                 "InvalidParameterValue.InstanceTypeNotFound", f"The instance type `{instance_type}` does not exist."
             )
-        archs = ("arm",) if itype.architecture == "arm" else ("x86_64", "i386")
-        filter_clauses.append(f"i.architecture IN ({', '.join('?' * len(archs))})")
-        filter_args.extend(archs)
-    # ?1 is the caller in every caller-relative expression; the rest bind in order.
-    where = " AND ".join([VISIBLE_SQL_NUMBERED, *clauses, *filter_clauses])
-    all_args = [caller, call.region, *args, *filter_args]
-    conn = emu.store.conn
-    # Listing a region: count through the visibility index, page through the ordered one (the planner
-    # picks worse plans for both); id lookups go through the primary key.
-    count_index, page_index = ("", "") if image_ids else ("INDEXED BY images_visible", "INDEXED BY images_listing")
-
-    def query() -> tuple[int, list[tuple[dict[str, Any], sqlite3.Row]]]:
-        total = conn.execute(f"SELECT COUNT(*) FROM images i {count_index} WHERE {where}", all_args).fetchone()[0]
-        rows = conn.execute(
-            f"SELECT i.*, {TYPE_SQL_NUMBERED} AS visible_type FROM images i {page_index} WHERE {where} "
-            "ORDER BY i.region, i.created_at DESC, i.image_id LIMIT ? OFFSET ?",
-            [*all_args, limit, offset],
-        ).fetchall()
-        tags = _tags_for(conn, [(r["image_id"], r["region"]) for r in rows])
-        return int(total), [(image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now), r) for r in rows]
-
-    total, items = emu.store.cached(("DescribeImages", where, tuple(all_args), limit, offset), query)
-    image_set = []
-    for item, row in items:
-        if row["state"] in BUSY_STATES:  # progress moves with time, everything else only with writes
-            item = item | {"SyncPercent": progress_percent(row["started_at"], row["due_at"], call.now)}
-        image_set.append(item)
-    return {"ImageSet": image_set, "TotalCount": total}
-
-
-def _instance_for_image(emu: Emulator, call: Call, instance_id: str) -> sqlite3.Row:
-    if not INSTANCE_ID_RE.match(instance_id):
-        raise ApiError("InvalidInstanceId.Malformed", f"The instance id `{instance_id}` is malformed.")
-    row: sqlite3.Row | None = emu.store.conn.execute(
-        "SELECT * FROM instances WHERE instance_id = ? AND owner = ? AND region = ? AND state != 'TERMINATED'",
-        (instance_id, call.account.account_id, call.region),
-    ).fetchone()
-    if row is None:
-        raise ApiError("InvalidInstanceId.NotFound", f"The instance `{instance_id}` does not exist.")
-    return row
+        architectures = ("arm",) if itype.architecture == "arm" else ("x86_64", "i386")
+    total, rows = emu.images.describe(call, image_ids, filters, architectures, offset, limit)
+    tags = emu.images.tags_for([(r["image_id"], r["region"]) for r in rows])
+    return {
+        "ImageSet": [image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now) for r in rows],
+        "TotalCount": total,
+    }
 
 
 def create_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -330,7 +182,7 @@ def create_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str,
     check_description(description)
     family = params.get("ImageFamily") or ""
     check_family(family)
-    parse_bool_string(params.get("ForcePoweroff"), "ForcePoweroff")
+    force_poweroff = parse_bool_string(params.get("ForcePoweroff"), "ForcePoweroff")
     parse_bool_string(params.get("Sysprep"), "Sysprep")
     tags = parse_tags(params.get("TagSpecification"), "image")
     instance_id = params.get("InstanceId")
@@ -344,65 +196,18 @@ def create_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str,
             "InvalidParameter.SnapshotNotFound",
             f"The snapshot `{snapshot_ids[0]}` does not exist (the emulator keeps no snapshots).",
         )
-    instance = _instance_for_image(emu, call, str(instance_id))
-    if instance["state"] not in ("RUNNING", "STOPPED"):
-        raise ApiError(
-            invalid_state_code(instance["state"]),
-            f"The instance `{instance_id}` is {instance['state']}; it must be RUNNING or STOPPED.",
-        )
-    if instance["latest_operation_state"] == "OPERATING":
-        raise ApiError(
-            "OperationDenied.InstanceOperationInProgress", f"The instance `{instance_id}` has an operation in progress."
-        )
-    details = json.loads(instance["details"])
-    system_disk = details["SystemDisk"]
-    data_disks = {d["DiskId"]: d for d in details.get("DataDisks", [])}
-    snapshots = [_snapshot("SYSTEM_DISK", int(system_disk["DiskSize"]))]
-    for disk_id in params.get("DataDiskIds") or []:
-        if disk_id == system_disk["DiskId"]:
-            raise ApiError(
-                "InvalidParameter.DataDiskIdContainsRootDisk", f"`DataDiskIds` contains the system disk `{disk_id}`."
-            )
-        if disk_id not in data_disks:
-            raise ApiError(
-                "InvalidParameter.DataDiskNotBelongSpecifiedInstance",
-                f"The disk `{disk_id}` is not a data disk of `{instance_id}`.",
-            )
-        snapshots.append(_snapshot("DATA_DISK", int(data_disks[disk_id]["DiskSize"])))
-    _check_new_image(emu, call.account.account_id, call.region, name)
-    if params.get("DryRun"):
-        return {}
-    image_id = _insert_image(
-        emu,
+    image_id = emu.images.create(
         call,
-        region=call.region,
-        name=name,
-        description=description,
-        os_name=instance["os_name"],
-        platform=instance["platform"],
-        architecture=details.get("Architecture", "x86_64"),
-        size_gb=int(system_disk["DiskSize"]),
-        source="CREATE_IMAGE",
-        state="CREATING",
-        next_state="NORMAL",
-        duration=emu.clock.duration("image.create"),
-        family=family,
-        cloudinit=bool(details.get("Cloudinit", True)),
-        snapshots=snapshots,
-        tags=tags,
+        str(instance_id),
+        name,
+        description,
+        family,
+        params.get("DataDiskIds") or [],
+        force_poweroff,
+        tags,
+        bool(params.get("DryRun")),
     )
-    emu.store.conn.execute(
-        "UPDATE instances SET latest_operation = 'CreateImage', latest_operation_state = 'SUCCESS', "
-        "latest_request_id = ? WHERE instance_id = ?",
-        (call.request_id, instance_id),
-    )
-    return {"ImageId": image_id}
-
-
-def _import_os_name(os_type: str, os_version: str, architecture: str) -> str:
-    bits = "32位" if architecture == "i386" else "64位"
-    version = "" if os_version in ("-", "") else f" {os_version}"
-    return f"{os_type}{version} {bits}"
+    return {} if image_id is None else {"ImageId": image_id}
 
 
 def import_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -448,255 +253,69 @@ def import_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str,
     for disk in params.get("ImportImageDataDiskList") or []:
         if urlparse(disk["ImageUrl"]).scheme not in ("http", "https", "file"):
             raise ApiError("InvalidParameter.InvalidParameterUrlError", "Data disk `ImageUrl` is not valid.")
-    _check_new_image(emu, call.account.account_id, call.region, name)
-    if params.get("DryRun"):
-        return {}
-    image_id = _insert_image(
-        emu,
-        call,
-        region=call.region,
+    spec = ImportSpec(
         name=name,
         description=description,
+        family=family,
         os_name=_import_os_name(os_type, os_version, architecture),
         platform="Windows" if import_os.windows else os_type,
         architecture="arm" if architecture == "arm_64" else architecture,
-        size_gb=0,
-        source="EXTERNAL_IMPORT",
-        state="IMPORTING",
-        next_state=None,
-        duration=emu.clock.duration("image.import"),
-        family=family,
         license_type=license_type,
         boot_mode=boot_mode,
-        cloudinit=False,
-        import_url=url,
-        import_force=force,
-        snapshots=[],
+        url=url,
+        force=force,
         tags=tags,
+        dry_run=bool(params.get("DryRun")),
     )
-    region = call.region
-    call.after_commit.append(lambda: emu.start_import(image_id, region))
-    return {"ImageId": image_id}
-
-
-def describe_import_image_os(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    linux = [o for o in emu.catalogue.import_os.values() if not o.windows]
-    windows = [o for o in emu.catalogue.import_os.values() if o.windows]
-    return {
-        "ImportImageOsListSupported": {"Linux": [o.os_type for o in linux], "Windows": [o.os_type for o in windows]},
-        "ImportImageOsVersionSet": [
-            {
-                "OsName": o.os_type,
-                "OsVersions": list(o.versions),
-                "Architecture": list(emu.catalogue.import_architectures),
-            }
-            for o in [*linux, *windows]
-        ],
-    }
-
-
-def _owned_or_error(row: sqlite3.Row | None, call: Call, image_id: str) -> sqlite3.Row:
-    if row is None:
-        raise ApiError("InvalidImageId.NotFound", f"The image `{image_id}` does not exist in {call.region}.")
-    return row
+    image_id = emu.images.import_(call, spec)
+    return {} if image_id is None else {"ImageId": image_id}
 
 
 def sync_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     image_ids: list[str] = params["ImageIds"]
     if len(image_ids) > 1:
         raise ApiError("InvalidParameterValue.LimitExceeded", "SyncImages copies one image per call.")
-    image_id = image_ids[0]
-    check_image_id(image_id)
-    source = _owned_or_error(visible_image(emu, call, image_id), call, image_id)
-    if source["visible_type"] in (PUBLIC_IMAGE, MARKET_IMAGE):
-        raise ApiError(
-            "InvalidParameterValue.InvalidImageId",
-            f"The image `{image_id}` is a {source['visible_type']}; only custom and shared images can be copied.",
-        )
-    if source["state"] != "NORMAL":
-        raise ApiError("InvalidImageId.IncorrectState", f"The image `{image_id}` is {source['state']}, not NORMAL.")
-    if any(s["DiskUsage"] == "DATA_DISK" for s in json.loads(source["snapshots"])):
-        raise ApiError("InvalidParameter.InstanceImageNotSupport", "Whole-machine images cannot be copied.")
-    destinations: list[str] = list(dict.fromkeys(params["DestinationRegions"]))
-    for region in destinations:
-        if region not in emu.catalogue.regions:
-            raise ApiError("InvalidRegion.NotFound", f"The region `{region}` does not exist.")
-    encrypt = bool(params.get("Encrypt"))
-    if params.get("KmsKeyId") and not encrypt:
-        raise ApiError("InvalidParameter.InvalidKmsKeyId", "`KmsKeyId` is used only with `Encrypt`.")
-    shared = source["visible_type"] == SHARED_IMAGE
-    if shared or encrypt:
-        wrong = [r for r in destinations if r != call.region]
-        if wrong:
-            what = "A shared image" if shared else "An encrypted copy"
-            raise ApiError(
-                "InvalidParameterValue.InvalidRegion",
-                f"{what} can only be copied into its own region {call.region}, not {wrong[0]}.",
-            )
-    else:
-        if call.region in destinations:
-            raise ApiError(
-                "InvalidParameterValue.InvalidRegion",
-                f"A custom image cannot be copied into its own region {call.region} unless encrypted.",
-            )
-        if source["encrypted"]:
-            raise ApiError(
-                "UnsupportedOperation.SyncEncryptImageNotSupport", "Encrypted images cannot be copied to other regions."
-            )
-    name = params.get("ImageName") or source["image_name"]
-    check_name(name)
-    for region in destinations:
-        _check_new_image(emu, call.account.account_id, region, name)
-    if params.get("DryRun"):
-        return {"ImageSet": []}
-    created = []
-    for region in destinations:
-        new_id = _insert_image(
-            emu,
-            call,
-            region=region,
-            name=name,
-            description=source["description"],
-            os_name=source["os_name"],
-            platform=source["platform"],
-            architecture=source["architecture"],
-            size_gb=source["size_gb"],
-            source=source["image_source"],
-            state="SYNCING",
-            next_state="NORMAL",
-            duration=emu.clock.duration("image.sync"),
-            family=source["family"],
-            license_type=source["license_type"],
-            boot_mode=source["boot_mode"],
-            cloudinit=bool(source["cloudinit"]),
-            encrypted=encrypt or bool(source["encrypted"]),
-            snapshots=[_snapshot(s["DiskUsage"], s["DiskSize"]) for s in json.loads(source["snapshots"])],
-            source_image_id=image_id,
-        )
-        created.append({"ImageId": new_id, "Region": region})
+    name = params.get("ImageName")
+    if name is not None:
+        check_name(name)
+    created = emu.images.sync(
+        call,
+        image_ids[0],
+        list(dict.fromkeys(params["DestinationRegions"])),
+        name,
+        bool(params.get("Encrypt")),
+        params.get("KmsKeyId"),
+        bool(params.get("DryRun")),
+    )
     return {"ImageSet": created if params.get("ImageSetRequired") else []}
 
 
-def _own_custom_image(emu: Emulator, call: Call, image_id: str, shared_code: str) -> sqlite3.Row:
-    """The caller's own custom image, or the error for public, marketplace or received shared images."""
-    check_image_id(image_id)
-    row = _owned_or_error(visible_image(emu, call, image_id), call, image_id)
-    if row["visible_type"] == SHARED_IMAGE:
-        raise ApiError(shared_code, f"The image `{image_id}` was shared with you by another account.")
-    if row["visible_type"] != PRIVATE_IMAGE:
-        raise ApiError(
-            "InvalidParameterValue.InvalidImageId",
-            f"The image `{image_id}` is a {row['visible_type']} and does not allow this operation.",
-        )
-    return row
-
-
 def modify_image_share_permission(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    image_id = params["ImageId"]
     permission = str(params["Permission"]).upper()
     if permission not in ("SHARE", "CANCEL"):
         raise ApiError("InvalidParameterValue", f"`Permission` must be SHARE or CANCEL, got {params['Permission']!r}.")
-    row = _own_custom_image(emu, call, image_id, "UnauthorizedOperation.ImageNotBelongToAccount")
-    accounts: list[str] = list(dict.fromkeys(str(a) for a in params["AccountIds"]))
-    conn = emu.store.conn
-    existing = {
-        r[0]
-        for r in conn.execute(
-            "SELECT account_id FROM image_shares WHERE image_id = ? AND region = ?", (image_id, call.region)
-        )
-    }
-    if permission == "CANCEL":
-        conn.executemany(
-            "DELETE FROM image_shares WHERE image_id = ? AND region = ? AND account_id = ?",
-            [(image_id, call.region, a) for a in accounts],
-        )
-        return {}
-    if row["state"] != "NORMAL":
-        raise ApiError(
-            "InvalidParameterValue.InvalidImageState",
-            f"The image `{image_id}` is {row['state']}; only NORMAL images can be shared.",
-        )
-    if row["encrypted"]:
-        raise ApiError("UnsupportedOperation.EncryptedImagesNotSupported", "Encrypted images cannot be shared.")
-    if row["license_type"] == "BYOL":
-        raise ApiError("FailedOperation.BYOLImageShareFailed", "BYOL images cannot be shared.")
-    if any(s["DiskUsage"] == "DATA_DISK" for s in json.loads(row["snapshots"])):
-        raise ApiError("InvalidParameter.InstanceImageNotSupport", "Whole-machine images cannot be shared.")
-    for account_id in accounts:
-        if account_id == call.account.account_id:
-            raise ApiError("FailedOperation.AccountIsYourSelf", "An image cannot be shared with its own account.")
-        if account_id not in emu.accounts_by_id:
-            raise ApiError("InvalidAccountId.NotFound", f"The account `{account_id}` does not exist.")
-        if account_id in existing:
-            raise ApiError(
-                "FailedOperation.AccountAlreadyExists", f"The image `{image_id}` is already shared with `{account_id}`."
-            )
-    if len(existing) + len(accounts) > emu.config.share_limit:
-        raise ApiError("OverQuota", f"An image can be shared with at most {emu.config.share_limit} accounts.")
-    conn.executemany(
-        "INSERT INTO image_shares (image_id, region, account_id, created_at) VALUES (?, ?, ?, ?)",
-        [(image_id, call.region, a, call.now) for a in accounts],
-    )
+    accounts = list(dict.fromkeys(str(a) for a in params["AccountIds"]))
+    emu.images.share(call, params["ImageId"], accounts, permission)
     return {}
 
 
 def describe_image_share_permission(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    image_id = params["ImageId"]
-    check_image_id(image_id)
-    row = _owned_or_error(visible_image(emu, call, image_id), call, image_id)
-    if row["visible_type"] != PRIVATE_IMAGE:
-        raise ApiError(
-            "UnauthorizedOperation.ImageNotBelongToAccount", f"The image `{image_id}` does not belong to your account."
-        )
-    rows = emu.store.conn.execute(
-        "SELECT account_id, created_at FROM image_shares WHERE image_id = ? AND region = ? "
-        "ORDER BY created_at, account_id",
-        (image_id, call.region),
-    ).fetchall()
+    rows = emu.images.shares(call, params["ImageId"])
     return {
         "SharePermissionSet": [{"CreatedTime": iso_time(r["created_at"]), "AccountId": r["account_id"]} for r in rows]
     }
 
 
 def delete_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    image_ids: list[str] = list(dict.fromkeys(params["ImageIds"]))
-    if len(image_ids) > MAX_IDS:
-        raise ApiError("InvalidParameterValue.LimitExceeded", f"At most {MAX_IDS} `ImageIds` are allowed.")
-    conn = emu.store.conn
-    for image_id in image_ids:
-        row = _own_custom_image(emu, call, image_id, "InvalidParameterValue.InvalidImageIdIsShared")
-        if row["state"] in BUSY_STATES:
-            raise ApiError(
-                "InvalidImageId.IncorrectState", f"The image `{image_id}` is {row['state']} and cannot be deleted yet."
-            )
-        shared = conn.execute(
-            "SELECT 1 FROM image_shares WHERE image_id = ? AND region = ? LIMIT 1", (image_id, call.region)
-        ).fetchone()
-        if shared is not None:
-            raise ApiError(
-                "InvalidImageId.InShared",
-                f"The image `{image_id}` is shared; cancel all its shares before deleting it.",
-            )
-    if params.get("DryRun"):
-        return {}
-    for image_id in image_ids:
-        conn.execute("DELETE FROM images WHERE image_id = ? AND region = ?", (image_id, call.region))
-        conn.execute("DELETE FROM image_tags WHERE image_id = ? AND region = ?", (image_id, call.region))
+    emu.images.delete(call, list(dict.fromkeys(params["ImageIds"])), bool(params.get("DryRun")))
     return {}
 
 
 def modify_image_attribute(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    image_id = params["ImageId"]
-    row = _own_custom_image(emu, call, image_id, "UnsupportedOperation.SharedImageModifyUnsupported")
-    if row["state"] in BUSY_STATES:
-        raise ApiError("InvalidImageId.IncorrectState", f"The image `{image_id}` is {row['state']}.")
     updates: dict[str, Any] = {}
-    name = params.get("ImageName")
-    if name is not None:
-        check_name(name)
-        if _name_taken(emu.store.conn, call.account.account_id, call.region, name, except_id=image_id):
-            raise ApiError("InvalidImageName.Duplicate", f"An image named {name!r} already exists.")
-        updates["image_name"] = name
+    if params.get("ImageName") is not None:
+        check_name(params["ImageName"])
+        updates["image_name"] = params["ImageName"]
     if params.get("ImageDescription") is not None:
         check_description(params["ImageDescription"])
         updates["description"] = params["ImageDescription"]
@@ -705,12 +324,7 @@ def modify_image_attribute(emu: Emulator, call: Call, params: dict[str, Any]) ->
         updates["family"] = params["ImageFamily"]
     if params.get("ImageDeprecated") is not None:
         updates["deprecated"] = int(bool(params["ImageDeprecated"]))
-    if updates:
-        assignments = ", ".join(f"{column} = ?" for column in updates)
-        emu.store.conn.execute(
-            f"UPDATE images SET {assignments} WHERE image_id = ? AND region = ?",
-            [*updates.values(), image_id, call.region],
-        )
+    emu.images.modify(call, params["ImageId"], updates)
     return {}
 
 
@@ -721,15 +335,10 @@ def describe_image_quota(emu: Emulator, call: Call, params: dict[str, Any]) -> d
 def describe_image_from_family(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
     family = params["ImageFamily"]
     check_family(family)
-    caller = call.account.account_id
-    row = emu.store.conn.execute(
-        f"SELECT i.*, {TYPE_SQL} AS visible_type FROM images i WHERE {VISIBLE_SQL} AND i.family = ? "
-        "AND i.state = 'NORMAL' AND i.deprecated = 0 ORDER BY i.created_at DESC, i.image_id LIMIT 1",
-        (caller, call.region, caller, caller, family),
-    ).fetchone()
+    row = emu.images.latest_in_family(call, family)
     if row is None:
         return {"Image": None}
-    tags = _tags_for(emu.store.conn, [(row["image_id"], row["region"])])
+    tags = emu.images.tags_for([(row["image_id"], row["region"])])
     return {"Image": image_to_api(row, tags.get((row["image_id"], row["region"]), []), call.now)}
 
 

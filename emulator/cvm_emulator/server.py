@@ -8,6 +8,7 @@ by STS sign like permanent ones and carry their token in ``X-TC-Token``."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -24,13 +25,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import identity, images, instances, regions, sts, tags, vpc
 from .auth import SignedRequest, authenticate, scope_service
+from .backend.faults import parse_fault
+from .backend.objects import ObjectRef, bucket_of_host, split_path
 from .catalogue import Account, Catalogue, EmulatorConfig
 from .clock import Clock
 from .context import Call, Emulator
 from .errors import ApiError
 from .importer import FetchError, detect_format, fetch_probe, size_in_gib
 from .params import CVM_VALIDATOR, STS_VALIDATOR, TAG_VALIDATOR, VPC_VALIDATOR, RequestValidator
-from .store import Store, random_suffix
+from .store import Store
 
 log = logging.getLogger("cvm_emulator")
 
@@ -178,6 +181,11 @@ class Metrics:
         )
 
 
+def cos_error(status: int, code: str, message: str) -> web.Response:
+    body = f"<?xml version='1.0' encoding='utf-8' ?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    return web.Response(status=status, text=body, content_type="application/xml")
+
+
 def envelope(payload: dict[str, Any]) -> web.Response:
     # Exactly `application/json`: the SDK ignores Response.Error under any other content type.
     return web.Response(body=json.dumps({"Response": payload}).encode("ascii"), headers=JSON_HEADERS)
@@ -203,6 +211,12 @@ class EmulatorServer:
         app.router.add_get("/", self.handle_api)
         app.router.add_get("/_emulator/metrics", self.handle_metrics)
         app.router.add_get("/_emulator/healthz", self.handle_healthz)
+        app.router.add_post("/_emulator/faults", self.handle_add_fault)
+        app.router.add_get("/_emulator/faults", self.handle_list_faults)
+        app.router.add_delete("/_emulator/faults", self.handle_clear_faults)
+        # Everything else is the COS-style object store (path-style or host-style requests).
+        for method in ("GET", "HEAD", "PUT", "DELETE"):
+            app.router.add_route(method, "/{tail:.+}", self.handle_object)
         app.cleanup_ctx.append(self._background)
         return app
 
@@ -210,11 +224,9 @@ class EmulatorServer:
         store = self.emu.store
         store.seed_catalogue(self.emu.catalogue, created_at=1704067200.0)  # 2024-01-01T00:00:00Z
         store.refresh_next_due()
-        for row in store.conn.execute(
-            "SELECT image_id, region FROM images WHERE state = 'IMPORTING' AND next_state IS NULL"
-        ).fetchall():
-            log.info("resuming the import of %s in %s", row["image_id"], row["region"])
-            self.start_import(row["image_id"], row["region"])
+        for image_id, region, _url, _force in self.emu.images.pending_imports():
+            log.info("resuming the import of %s in %s", image_id, region)
+            self.start_import(image_id, region)
         ticker = asyncio.create_task(self._tick())
         yield
         ticker.cancel()
@@ -241,40 +253,22 @@ class EmulatorServer:
             task.add_done_callback(lambda _t: self.import_tasks.pop(key, None))
 
     async def _run_import(self, image_id: str, region: str) -> None:
-        store = self.emu.store
-        row = store.conn.execute(
-            "SELECT import_url, import_force FROM images WHERE image_id = ? AND region = ?", (image_id, region)
-        ).fetchone()
-        if row is None:
+        """Fetch and probe the disk file (I/O, here); the image backend records the outcome."""
+        source = self.emu.images.import_source(image_id, region)
+        if source is None:
             return
+        url, force = source
+        local = self.emu.objects.local_file(url)
         try:
-            probe = await fetch_probe(row["import_url"])
-            detection = detect_format(probe, bool(row["import_force"]))
+            probe = await fetch_probe(local.as_uri() if local is not None else url)
+            detection = detect_format(probe, force)
         except FetchError as exc:
-            outcome, size, detail = "IMPORTFAILED", 0, str(exc)
+            disk_format, size, detail = None, 0, str(exc)
         else:
-            if detection.disk_format is None:
-                outcome, size, detail = "IMPORTFAILED", 0, detection.reason
-            else:
-                outcome, size, detail = "NORMAL", size_in_gib(detection.virtual_size), detection.disk_format
-        log.info("import of %s in %s: %s (%s)", image_id, region, outcome, detail)
-        now = self.emu.clock.now()
-        snapshots = json.dumps(
-            [{"SnapshotId": f"snap-{random_suffix()}", "DiskUsage": "SYSTEM_DISK", "DiskSize": size}]
-            if outcome == "NORMAL"
-            else []
-        )
-        with store.transaction() as conn:
-            conn.execute(
-                "UPDATE images SET next_state = ?, size_gb = ?, import_detail = ?, snapshots = ?, "
-                "due_at = MAX(COALESCE(due_at, 0), ?) WHERE image_id = ? AND region = ? AND state = 'IMPORTING'",
-                (outcome, size, detail, snapshots, now, image_id, region),
-            )
-            due = conn.execute(
-                "SELECT due_at FROM images WHERE image_id = ? AND region = ?", (image_id, region)
-            ).fetchone()
-        if due is not None and due["due_at"] is not None:
-            store.note_due(float(due["due_at"]))
+            disk_format, detail = detection.disk_format, detection.disk_format or detection.reason
+            size = size_in_gib(detection.virtual_size) if disk_format else 0
+        log.info("import of %s in %s: %s (%s)", image_id, region, "NORMAL" if disk_format else "IMPORTFAILED", detail)
+        self.emu.images.finish_import(image_id, region, disk_format, size, detail)
 
     def _temporary_keys(self, now: float) -> Callable[[str, str], Account | None]:
         def lookup(secret_id: str, token: str) -> Account | None:
@@ -294,6 +288,62 @@ class EmulatorServer:
 
     async def handle_healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    # ------------------------------------------------------------ faults on demand
+
+    async def handle_add_fault(self, request: web.Request) -> web.Response:
+        try:
+            fault = parse_fault(json.loads(await request.read() or b"null"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if fault.action not in ALL_ACTIONS:
+            return web.json_response({"error": f"unknown action {fault.action!r}"}, status=400)
+        self.emu.faults.add(fault)
+        log.info("fault queued: %s", fault.to_json())
+        return web.json_response({"faults": self.emu.faults.pending()})
+
+    async def handle_list_faults(self, request: web.Request) -> web.Response:
+        return web.json_response({"faults": self.emu.faults.pending()})
+
+    async def handle_clear_faults(self, request: web.Request) -> web.Response:
+        self.emu.faults.clear()
+        return web.json_response({"faults": []})
+
+    # ------------------------------------------------------------ objects
+
+    def _object_ref(self, request: web.Request) -> ObjectRef | None:
+        bucket = bucket_of_host(request.host)
+        if bucket is not None:
+            key = request.match_info["tail"]
+            return ObjectRef(bucket, key) if key else None
+        return split_path(request.path)
+
+    async def handle_object(self, request: web.Request) -> web.StreamResponse:
+        ref = self._object_ref(request)
+        if ref is None:
+            return cos_error(404, "NoSuchBucket", "Give /<bucket>/<key> or a <bucket>.cos.<region>.myqcloud.com host.")
+        try:
+            path = self.emu.objects.path(ref)
+        except ValueError as exc:
+            return cos_error(400, "InvalidURI", str(exc))
+        if request.method == "PUT":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".part")
+            digest = hashlib.md5(usedforsecurity=False)
+            with partial.open("wb") as out:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+            partial.replace(path)
+            return web.Response(headers={"ETag": f'"{digest.hexdigest()}"'})
+        if not path.is_file():
+            return cos_error(404, "NoSuchKey", f"The object {ref.key} does not exist in {ref.bucket}.")
+        if request.method == "DELETE":
+            path.unlink()
+            return web.Response(status=204)
+        return web.FileResponse(path)
+
+    # ------------------------------------------------------------ the API
 
     async def handle_api(self, request: web.Request) -> web.Response:
         started = time.perf_counter()

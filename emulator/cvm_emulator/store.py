@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS instances (
     created_at REAL NOT NULL,
     expired_at REAL,
     disable_api_termination INTEGER NOT NULL DEFAULT 0,
-    details TEXT NOT NULL DEFAULT '{}'
+    details TEXT NOT NULL DEFAULT '{}',
+    next_operation_state TEXT          -- LatestOperationState at due_at when not SUCCESS (FAILED)
 );
 CREATE INDEX IF NOT EXISTS instances_owner ON instances (owner, region, state);
 CREATE INDEX IF NOT EXISTS instances_due ON instances (due_at) WHERE next_state IS NOT NULL;
@@ -123,12 +124,14 @@ class Store:
     """One connection used from the event loop thread only; every request is one short transaction."""
 
     def __init__(self, path: Path | str) -> None:
+        self.path = Path(str(path))
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(_SCHEMA)
+        self._migrate()
         self.conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -138,6 +141,12 @@ class Store:
         self.generation = 0
         self._cache_generation = 0
         self._cache: dict[Hashable, object] = {}
+
+    def _migrate(self) -> None:
+        """Columns added since a database was made."""
+        columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(instances)")}
+        if "next_operation_state" not in columns:
+            self.conn.execute("ALTER TABLE instances ADD COLUMN next_operation_state TEXT")
 
     def close(self) -> None:
         self.conn.close()
@@ -205,9 +214,9 @@ class Store:
                 "image_id = COALESCE(pending_image_id, image_id), os_name = COALESCE(pending_os_name, os_name), "
                 "platform = COALESCE(pending_platform, platform), pending_image_id = NULL, "
                 "pending_os_name = NULL, pending_platform = NULL, "
-                "latest_operation_state = CASE WHEN next_state = 'LAUNCH_FAILED' THEN 'FAILED' "
-                "WHEN latest_operation_state = 'OPERATING' THEN 'SUCCESS' "
-                "ELSE latest_operation_state END "
+                "latest_operation_state = CASE WHEN latest_operation_state = 'OPERATING' "
+                "THEN COALESCE(next_operation_state, 'SUCCESS') ELSE latest_operation_state END, "
+                "next_operation_state = NULL "
                 "WHERE next_state IS NOT NULL AND due_at <= ?",
                 (now,),
             ).rowcount

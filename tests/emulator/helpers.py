@@ -128,6 +128,9 @@ def custom_image(
     """Make a custom image from an instance (a shared running one by default) and wait until NORMAL."""
     if instance_id is None:
         instance_id = image_source(client)
+        source = instance_id
+        # The instance takes one CreateImage at a time (OperationDenied.InstanceOperationInProgress).
+        wait_until(lambda: instance(client, source).LatestOperationState != "OPERATING")
     image_id: str = call(
         client, "CreateImage", ImageName=name or unique("img"), InstanceId=instance_id, **params
     ).ImageId

@@ -215,15 +215,18 @@ def test_create_image_rules(shared_emulator: EmulatorProcess) -> None:
     assert call(client, "DescribeImages", Filters=[{"Name": "image-name", "Values": [name]}]).TotalCount == 0
 
 
-def test_quota_of_500_custom_images_per_region(emulator: EmulatorProcess) -> None:
+def test_custom_image_quota_per_region(emulator_factory: Any, shared_emulator: EmulatorProcess) -> None:
+    assert call(sdk_client(shared_emulator), "DescribeImageQuota").ImageNumQuota == 500
+    emulator = emulator_factory(config={"imageQuota": 3})
     client = sdk_client(emulator)
-    assert call(client, "DescribeImageQuota").ImageNumQuota == 500
+    assert call(client, "DescribeImageQuota").ImageNumQuota == 3
     instance_id = launch(client)
-    for n in range(500):
-        call(client, "CreateImage", ImageName=f"bulk-{n}", InstanceId=instance_id)
+    for n in range(3):
+        # One image at a time: the instance reports CreateImage until the image is made.
+        custom_image(client, instance_id=instance_id, name=f"bulk-{n}")
     expect_error("ImageQuotaLimitExceeded", client, "CreateImage", ImageName="one-too-many", InstanceId=instance_id)
     private = call(client, "DescribeImages", Filters=[{"Name": "image-type", "Values": ["PRIVATE_IMAGE"]}])
-    assert private.TotalCount == 500
+    assert private.TotalCount == 3
     # The quota is per region and per account.
     shanghai = sdk_client(emulator, region="ap-shanghai")
     custom_image(shanghai, instance_id=launch(shanghai, zone="ap-shanghai-2"), wait=False)

@@ -18,6 +18,7 @@ from .helpers import (
     launch,
     unique,
     wait_image_state,
+    wait_instance_state,
     wait_until,
 )
 
@@ -87,13 +88,19 @@ async def test_fifty_concurrent_clients_lose_no_updates(emulator_factory: Any) -
     owner = sdk_client(process)
     instance_id = launch(owner)
     image_id = custom_image(owner, instance_id)
+    # An instance makes one image at a time: one source instance per client.
+    sources = call(
+        owner, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU, InstanceType="S5.MEDIUM2", InstanceCount=50
+    ).InstanceIdSet
+    for source in sources:
+        wait_instance_state(owner, source, "RUNNING")
     clients = [async_sdk_client(process) for _ in range(50)]
     try:
         names = [unique(f"c{n}") for n in range(50)]
         created = await asyncio.gather(
             *(
-                acall(c, "CreateImage", ImageName=name, InstanceId=instance_id)
-                for c, name in zip(clients, names, strict=True)
+                acall(c, "CreateImage", ImageName=name, InstanceId=source)
+                for c, name, source in zip(clients, names, sources, strict=True)
             )
         )
         await asyncio.gather(
@@ -123,6 +130,6 @@ async def test_fifty_concurrent_clients_lose_no_updates(emulator_factory: Any) -
     assert {s.AccountId for s in shares} == {a["accountId"] for a in extra}
     assert len({tuple(r.InstanceIdSet) for r in launched}) == 1
     all_instances = call(owner, "DescribeInstances", Limit=100)
-    assert all_instances.TotalCount == 1 + 1 + 50
+    assert all_instances.TotalCount == 1 + 50 + 1 + 50
     assert len({r.InstanceIdSet[0] for r in named}) == 50
     assert process.request_count(code="OK") >= 200

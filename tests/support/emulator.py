@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import socket
@@ -62,6 +63,8 @@ class EmulatorProcess:
     clock: str = "fast"
     extra_args: Sequence[str] = ()
     config: dict[str, Any] | None = None
+    allow_any_import_url: bool = True
+    """ImportImage reads any URL (the tests serve disk files over plain HTTP); False: COS objects only."""
     db: Path = field(init=False)
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
@@ -104,6 +107,7 @@ class EmulatorProcess:
             str(self.db),
             "--clock",
             self.clock,
+            *(["--allow-any-import-url"] if self.allow_any_import_url else []),
             *self.extra_args,
         ]
         if self.config is not None:
@@ -183,6 +187,31 @@ class EmulatorProcess:
                     continue
                 total += sample.value
         return total
+
+    def inject_fault(
+        self,
+        action: str,
+        count: int = 1,
+        code: str | None = None,
+        state: str | None = None,
+        zone: str | None = None,
+    ) -> None:
+        """Make the next ``count`` calls of ``action`` fail with ``code`` (a refusal; with ``zone``,
+        only RunInstances in that zone), or the next ``count`` operations it starts end in ``state``."""
+        body = {"action": action, "count": count, "code": code, "state": state, "zone": zone}
+        request = urllib.request.Request(
+            f"{self.endpoint}/_emulator/faults",
+            data=json.dumps({k: v for k, v in body.items() if v is not None}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def clear_faults(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/_emulator/faults", method="DELETE")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
 
     def __enter__(self) -> EmulatorProcess:
         self.start()

@@ -98,7 +98,11 @@ def parse_rates(entries: Any) -> tuple[FaultRate, ...]:
         rate = float(entry["rate"])
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"faultRates.{action}.rate must be within 0-1")
-        fault = parse_fault({"action": action, "code": entry.get("code"), "state": entry.get("state")})
+        body = {"action": action, **{k: entry[k] for k in ("code", "state") if entry.get(k) is not None}}
+        try:
+            fault = parse_fault(body)
+        except ValueError as exc:
+            raise ValueError(f"faultRates.{action}: {exc}") from exc
         rates.append(FaultRate(str(action), rate, fault.code, fault.state))
     return tuple(rates)
 

@@ -407,13 +407,13 @@ class InstanceBackend:
                 "UserData": spec.has_user_data,
             }
             address = public_ip(emu.store.next_counter("public_ip")) if spec.public_ip else None
-            next_state = "LAUNCH_FAILED" if index < failed else "RUNNING"
+            next_state, outcome = ("LAUNCH_FAILED", "FAILED") if index < failed else ("RUNNING", None)
             conn.execute(
                 "INSERT INTO instances (instance_id, owner, region, zone, instance_type, instance_name, charge_type, "
                 "image_id, os_name, platform, state, next_state, started_at, due_at, latest_operation, "
                 "latest_operation_state, latest_request_id, private_ip, public_ip, created_at, expired_at, "
-                "disable_api_termination, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, "
-                "'RunInstances', 'OPERATING', ?, ?, ?, ?, ?, ?, ?)",
+                "disable_api_termination, details, next_operation_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "'PENDING', ?, ?, ?, 'RunInstances', 'OPERATING', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     instance_id,
                     owner,
@@ -435,6 +435,7 @@ class InstanceBackend:
                     expired_at,
                     int(spec.disable_api_termination),
                     json.dumps(details),
+                    outcome,
                 ),
             )
             conn.executemany(
