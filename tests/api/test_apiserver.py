@@ -62,6 +62,9 @@ def test_short_names_and_category_resolve(crds_installed: list[str]) -> None:
         ("imagecopies.spec.destinationRegions", ["non-empty set"]),
         ("instances.spec.loginSettings", ["keyIds", "passwordSecretRef", "keepImageLogin"]),
         ("instances.status.conditions", ["kstatus", "lastTransitionTime"]),
+        ("instances.spec.network", ["vpcId", "subnetId", "securityGroupIds", "privateIpAddress", "Kept in sync"]),
+        ("instances.spec.userData", ["secretRef", "configMapRef", "never shown in status"]),
+        ("instancesets.spec.template.spec.dataDisks", ["sizeGB", "deleteWithInstance", "Immutable"]),
     ],
 )
 def test_kubectl_explain_shows_descriptions(crds_installed: list[str], resource: str, expected: list[str]) -> None:
