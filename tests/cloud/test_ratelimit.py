@@ -36,7 +36,13 @@ def test_documented_limits() -> None:
     assert rate_limit_for("DescribeInstances") == 40
     for action in ("CreateImage", "DeleteImages", "SyncImages", "ImportImage"):
         assert rate_limit_for(action) == 10
-    for action in ("RunInstances", "StartInstances", "ResetInstance", "ModifyImageSharePermission"):
+    for action in (
+        "RunInstances",
+        "StartInstances",
+        "ResetInstance",
+        "ModifyImageSharePermission",
+        "ModifyInstancesAttribute",
+    ):
         assert rate_limit_for(action) == 10
     assert rate_limit_for("DescribeZones") == DEFAULT_RATE_LIMIT == 20
     with pytest.raises(TypeError):

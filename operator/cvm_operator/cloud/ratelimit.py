@@ -35,6 +35,7 @@ ACTION_RATE_LIMITS: Final[Mapping[str, float]] = MappingProxyType(
         "RebootInstances": 10.0,
         "TerminateInstances": 10.0,
         "ResetInstance": 10.0,
+        "ModifyInstancesAttribute": 10.0,
         # Tag API (a global service, paced per account): 20/s is documented for ModifyResourceTags
         # and the other tag writes.
         "ModifyResourceTags": 20.0,
