@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cvm_emulator.backend.vpc import VpcBackend
+from cvm_emulator.catalogue import BUILTIN_ACCOUNTS, load_catalogue
+from cvm_emulator.store import Store
 from tests.support.emulator import EmulatorProcess, sdk_client
 
 from .helpers import UBUNTU, ZONE, call, expect_error, instance, launch, unique, vpc_sdk_client, wait_instance_state
@@ -363,3 +367,43 @@ def test_describe_instances_filters_are_the_documented_ones(shared_emulator: Emu
     )
     # Without LoginSettings the cloud sets a random password: the launch succeeds.
     assert instance(client, launch(client, wait=False)).LoginSettings.KeyIds is None
+
+
+def test_vpc_actions_are_metered_per_account_region_and_action(emulator_factory: Any) -> None:
+    limited = emulator_factory(extra_args=["--enforce-rate-limits"], config={"rateLimits": {"DescribeSubnets": 1}})
+    vpc = vpc_sdk_client(limited)
+    call(vpc, "DescribeSubnets")
+    expect_error("RequestLimitExceeded", vpc, "DescribeSubnets")
+    assert call(vpc, "DescribeVpcs").TotalCount == 1
+    assert call(vpc_sdk_client(limited, account=1), "DescribeSubnets").TotalCount == 4
+    assert call(vpc_sdk_client(limited, region="ap-shanghai"), "DescribeSubnets").TotalCount == 5
+
+
+@pytest.mark.parametrize(
+    ("vpcs", "groups", "message"),
+    [
+        ([{"region": "ap-nowhere", "cidrBlock": "10.0.0.0/16"}], [], "unknown region"),
+        ([{"region": "ap-guangzhou", "cidrBlock": "10.0.0.0/33"}], [], "not an IPv4 CIDR"),
+        ([{"region": "ap-guangzhou", "vpcId": "vpc-1", "cidrBlock": "10.0.0.0/16"}], [], "malformed or taken"),
+        (
+            [{"region": "ap-guangzhou", "cidrBlock": "10.0.0.0/16", "subnets": [{"zone": "ap-shanghai-2"}]}],
+            [],
+            "is not in ap-guangzhou",
+        ),
+        (
+            [
+                {
+                    "region": "ap-guangzhou",
+                    "cidrBlock": "10.0.0.0/16",
+                    "subnets": [{"zone": "ap-guangzhou-3", "cidrBlock": "10.1.0.0/24"}],
+                }
+            ],
+            [],
+            "not inside",
+        ),
+        ([], [{"region": "ap-guangzhou", "securityGroupId": "sg-x"}], "malformed or taken"),
+    ],
+)
+def test_bad_network_config_is_refused(tmp_path: Path, vpcs: Any, groups: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        VpcBackend(Store(tmp_path / "db"), load_catalogue(), BUILTIN_ACCOUNTS, vpcs, groups)

@@ -66,6 +66,9 @@ def test_put_get_delete_objects(strict_emulator: EmulatorProcess) -> None:
     status, body = http("GET", f"{base}/{BUCKET}/dir/a.txt")
     assert status == 404 and b"NoSuchKey" in body
     assert http("GET", f"{base}/{BUCKET}/../escape")[0] in (400, 404)
+    # Objects are files beside the database: they outlive a restart.
+    strict_emulator.restart()
+    assert http("GET", f"{base}/{BUCKET}/dir/b.txt") == (200, b"world")
 
 
 def test_import_from_cos_urls(strict_emulator: EmulatorProcess, tmp_path: Path) -> None:
