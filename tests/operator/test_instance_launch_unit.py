@@ -176,3 +176,12 @@ def test_everything_applied() -> None:
     # A host name the cloud does not report cannot be compared, and is not claimed to differ.
     unreported = described(HostName=None)
     assert spec_applied(spec(hostName="web-9"), unreported, AttributeChanges()).status == "True"
+
+
+def test_a_batch_numbered_host_name_counts_as_applied() -> None:
+    wanted = spec(hostName="web", reimagePolicy="OnImageChange")
+    numbered = described(HostName="web-3")
+    assert spec_applied(wanted, numbered, AttributeChanges(), numbered=True).status == "True"
+    # Alone, the same difference waits for a reinstall; and a batch's other names are real differences.
+    assert spec_applied(wanted, numbered, AttributeChanges()).reason == "PendingReinstall"
+    assert spec_applied(wanted, described(HostName="db-3"), AttributeChanges(), numbered=True).status == "False"

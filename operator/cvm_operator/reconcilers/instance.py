@@ -18,6 +18,7 @@ as it is: never logged, never in an Event or in status.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -231,10 +232,22 @@ def attribute_changes(spec: InstanceSpec, default_name: str, instance: CloudInst
     )
 
 
-def awaiting_reinstall(spec: InstanceSpec, instance: CloudInstance) -> list[str]:
+def host_name_matches(wanted: str, actual: str, *, numbered: bool = False) -> bool:
+    """Whether the cloud's host name is the spec's. A batch of several instances launched with one host name
+    gets it with a number appended (web-1 → web-11, web-12, ...), which counts as the same."""
+    if actual == wanted:
+        return True
+    return numbered and re.fullmatch(re.escape(wanted) + r"[-_.]?[0-9]+", actual) is not None
+
+
+def awaiting_reinstall(spec: InstanceSpec, instance: CloudInstance, *, numbered: bool = False) -> list[str]:
     """Spec fields the cloud applies only when the instance is reinstalled, and which differ now."""
     waiting: list[str] = []
-    if spec.host_name and instance.host_name is not None and instance.host_name != spec.host_name:
+    if (
+        spec.host_name
+        and instance.host_name is not None
+        and not host_name_matches(spec.host_name, instance.host_name, numbered=numbered)
+    ):
         waiting.append(f"spec.hostName is {spec.host_name!r}, the instance has {instance.host_name!r}")
     if instance.system_disk is not None and spec.system_disk.size_gb > instance.system_disk.size_gb:
         waiting.append(
@@ -243,9 +256,12 @@ def awaiting_reinstall(spec: InstanceSpec, instance: CloudInstance) -> list[str]
     return waiting
 
 
-def spec_applied(spec: InstanceSpec, instance: CloudInstance, changes: AttributeChanges) -> ExtraCondition:
-    """SpecApplied: False while a field waits for a reinstall (saying whether one will come) or is being put back."""
-    waiting = awaiting_reinstall(spec, instance)
+def spec_applied(
+    spec: InstanceSpec, instance: CloudInstance, changes: AttributeChanges, *, numbered: bool = False
+) -> ExtraCondition:
+    """SpecApplied: False while a field waits for a reinstall (saying whether one will come) or is being put back.
+    ``numbered``: the instance was launched in a batch, so its host name may carry the batch's number."""
+    waiting = awaiting_reinstall(spec, instance, numbered=numbered)
     if waiting:
         if spec.reimage_policy == "OnImageChange":
             reason, why = "PendingReinstall", "applied when the instance is next reinstalled (a new image)"
@@ -292,6 +308,8 @@ def observe_instance(
     desired: dict[str, str],
     spec: InstanceSpec | None = None,
     default_name: str = "",
+    *,
+    batch: str | None = None,
 ) -> Observation:
     """The observation of an existing instance: the verdict, plus tag and attribute drift when compared.
 
@@ -307,7 +325,7 @@ def observe_instance(
     if compare_tags:
         conditions.append(tags_condition(desired, instance.tags))
         if spec is not None:
-            conditions.append(spec_applied(spec, instance, attributes))
+            conditions.append(spec_applied(spec, instance, attributes, numbered=batch is not None))
     reason, message = verdict.reason, verdict.message
     if (changes or attributes) and verdict.action is None:
         what = [*attributes.fields(), *(["tags"] if changes else [])]
@@ -368,7 +386,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             instance, spec.run_state, desired_image, spec.reimage_policy, ctx.annotation(RESET_IMAGE_ANNOTATION)
         )
         return observe_instance(
-            instance, verdict, desired_image, desired_tags(spec, ctx.uid, batch), spec, ctx.key.name
+            instance, verdict, desired_image, desired_tags(spec, ctx.uid, batch), spec, ctx.key.name, batch=batch
         )
 
     async def _find(self, ctx: Context[Instance]) -> CloudInstance | None:
