@@ -46,7 +46,7 @@ class Emulator:
         )
         self.images = ImageBackend(self)
         self.instances = InstanceBackend(self)
-        self.faults = FaultInjector(self.config.fault_rates)
+        self.faults = FaultInjector(self.config.fault_rates, self.config.fail_rate)
         # Objects live beside the database, so they outlive a restart as the images do.
         self.objects = ObjectStore(
             self.store.path.with_name(self.store.path.name + ".objects"), self.config.allow_any_import_url

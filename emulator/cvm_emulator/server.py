@@ -200,7 +200,8 @@ class EmulatorServer:
         self.accounts_by_secret = {a.secret_id: a for a in config.accounts}
         self.buckets = TokenBuckets({**RATE_LIMITS, **config.rate_limits})
         self.metrics = Metrics.create()
-        self.rng = rng or random.Random()
+        if rng is not None:
+            self.emu.faults.rng = rng
         self.import_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------ app wiring
@@ -422,8 +423,7 @@ class EmulatorServer:
                 f"Your requests to {action} exceed the limit of {limit} per second. "
                 "Please reduce the frequency of calls.",
             )
-        if config.fail_rate > 0 and self.rng.random() < config.fail_rate:
-            raise ApiError("InternalError", "An internal error occurred (injected fault).")
+        self.emu.faults.check_internal_error()
         try:
             params = json.loads(body or b"{}")
         except ValueError:

@@ -1,9 +1,10 @@
 """Failures on demand: refusals with a cloud error code, and operations that end in a failed state.
 
-Two sources: faults queued through ``POST /_emulator/faults`` (the next ``count`` matching calls or
-operations fail; deterministic, for tests) and ``faultRates`` in the config (each call or operation
-of an action fails with a probability). A refusal answers the call with its code; a state fault lets
-the call succeed and the operation end in the action's failed state.
+Three sources: ``--fail-rate`` (InternalError for any call), faults queued through
+``POST /_emulator/faults`` (the next ``count`` matching calls or operations fail; deterministic, for
+tests) and ``faultRates`` in the config (each call or operation of an action fails with a
+probability). A refusal answers the call with its code; a state fault lets the call succeed and the
+operation end in the action's failed state.
 """
 
 from __future__ import annotations
@@ -108,8 +109,11 @@ def parse_rates(entries: Any) -> tuple[FaultRate, ...]:
 
 
 class FaultInjector:
-    def __init__(self, rates: tuple[FaultRate, ...] = (), rng: random.Random | None = None) -> None:
+    def __init__(
+        self, rates: tuple[FaultRate, ...] = (), fail_rate: float = 0.0, rng: random.Random | None = None
+    ) -> None:
         self.rates = rates
+        self.fail_rate = fail_rate
         self.rng = rng or random.Random()
         self.queued: list[Fault] = []
         self.lock = threading.Lock()
@@ -136,6 +140,11 @@ class FaultInjector:
                     self.queued.remove(fault)
                 return fault
         return None
+
+    def check_internal_error(self) -> None:
+        """``--fail-rate``: any call, before its parameters are read, answered InternalError."""
+        if self.fail_rate > 0 and self.rng.random() < self.fail_rate:
+            raise ApiError("InternalError", "An internal error occurred (injected fault).")
 
     def check_call(self, action: str, zone: str | None = None) -> None:
         """Raise the refusal queued for this call. Zone-bound refusals match only launches in their zone
