@@ -19,6 +19,7 @@ from cvm_emulator.filters import paging, parse_filters
 from cvm_emulator.importer import DiskProbe, detect_format, size_in_gib
 from cvm_emulator.instances import check_password, instance_names
 from cvm_emulator.params import validate_request
+from cvm_emulator.store import Store
 from tests.support.emulator import write_iso, write_qcow2, write_raw_disk
 
 
@@ -237,3 +238,14 @@ def test_config_replaces_accounts_and_rejects_unknown_keys(tmp_path: Path) -> No
     path.write_text("acounts: []\n")
     with pytest.raises(ValueError):
         load_config(path)
+
+
+def test_a_database_from_before_operation_outcomes_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = Store(path)
+    old.conn.execute("ALTER TABLE instances DROP COLUMN next_operation_state")
+    old.close()
+    reopened = Store(path)
+    columns = {row["name"] for row in reopened.conn.execute("PRAGMA table_info(instances)")}
+    reopened.close()
+    assert "next_operation_state" in columns

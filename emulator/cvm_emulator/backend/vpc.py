@@ -218,19 +218,20 @@ class VpcBackend:
     def default_security_group(self, owner: str, region: str) -> SecurityGroup:
         return next(g for g in self.security_groups_of(owner, region) if g.is_default)
 
-    def taken_addresses(self, vpc_id: str) -> set[str]:
+    def taken_addresses(self, vpc: Vpc) -> set[str]:
+        # A VPC is one account's in one region: the owner index narrows the scan to its instances.
         rows = self.store.conn.execute(
-            "SELECT private_ip FROM instances WHERE state != 'TERMINATED' "
+            "SELECT private_ip FROM instances WHERE owner = ? AND region = ? AND state != 'TERMINATED' "
             "AND json_extract(details, '$.VirtualPrivateCloud.VpcId') = ?",
-            (vpc_id,),
+            (vpc.owner, vpc.region, vpc.vpc_id),
         ).fetchall()
         return {str(r["private_ip"]) for r in rows}
 
     def used_in_subnet(self, subnet: Subnet) -> int:
         row = self.store.conn.execute(
-            "SELECT COUNT(*) FROM instances WHERE state != 'TERMINATED' "
+            "SELECT COUNT(*) FROM instances WHERE owner = ? AND region = ? AND state != 'TERMINATED' "
             "AND json_extract(details, '$.VirtualPrivateCloud.SubnetId') = ?",
-            (subnet.subnet_id,),
+            (subnet.owner, subnet.region, subnet.subnet_id),
         ).fetchone()
         return int(row[0])
 
@@ -266,7 +267,7 @@ class VpcBackend:
         groups = self.check_security_groups(owner, region, group_ids) or (
             self.default_security_group(owner, region).security_group_id,
         )
-        taken = self.taken_addresses(vpc.vpc_id)
+        taken = self.taken_addresses(vpc)
         if private_ips:
             if len(private_ips) != count:
                 raise ApiError(
