@@ -255,7 +255,9 @@ def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_c
     wait_for(lambda: process.process is not None and process.process.poll() is not None, 60, "the crash")
     assert process.process is not None and process.process.returncode == 86
     assert len(running(emulator)) == 25
-    assert not any(fleet_annotation(m) for m in replicas_of(objects, "web"))
+    assert replicas_of(objects, "web") == []  # objects come after their instances, made with their ids
+    recorded = status(objects.get("instancesets", "web"))["pendingLaunches"]
+    assert sorted(launch["zone"] for launch in recorded) == ZONES and {launch["count"] for launch in recorded} == {25}
 
     # 2: SIGKILL while replicas are being adopted; 3: SIGKILL soon after a start, wherever it is.
     process.env.pop(CRASH_ENV)
@@ -272,8 +274,8 @@ def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_c
     assert len(cloud) == 50
     members = replicas_of(objects, "web")
     assert {m["status"]["instanceId"] for m in members} == {item["InstanceId"] for item in cloud}
-    # Each instance carries the tag of its replica's batch (a kill while a batch's replicas were being
-    # made leaves a smaller batch, launched as it is, and a new one for the rest).
+    # Each instance carries the tag of its replica's batch; every batch is finished.
+    assert status(objects.get("instancesets", "web")).get("pendingLaunches", []) == []
     batch_of = {m["status"]["instanceId"]: m["metadata"]["annotations"][BATCH_TAG] for m in members}
     for item in cloud:
         assert {"Key": BATCH_TAG, "Value": batch_of[item["InstanceId"]]} in item["Tags"]
@@ -289,38 +291,6 @@ def test_scale_up_survives_kill_9_three_times_with_exactly_the_replicas_in_the_c
     assert len(running(emulator)) == 50
 
 
-def test_a_batch_left_with_gaps_by_a_crash_gets_its_missing_objects_before_its_launch(
-    operator_factory: Callable[..., OperatorProcess], objects: Objects, emulator: EmulatorProcess, namespace: str
-) -> None:
-    # What a SIGKILL while a batch's objects were being made leaves: objects 0 and 3 of a batch of 4.
-    made = objects.create("instancesets", set_body("web", 4, zones=[ZONES[0]]))
-    batch = "gaps0"
-    for index in (0, 3):
-        name = f"web-{batch}-{index}"
-        objects.create("instances", {
-            "kind": "Instance",
-            "metadata": {
-                "name": name,
-                "labels": {"tier": "web", SET_LABEL: "web"},
-                "annotations": {BATCH_TAG: batch},
-                "finalizers": ["cvm.operator.dev/finalizer"],
-                "ownerReferences": [{"apiVersion": "cvm.operator.dev/v1alpha1", "kind": "InstanceSet", "name": "web",
-                                     "uid": made["metadata"]["uid"], "controller": True}],
-            },
-            "spec": {**set_body("web", 4)["spec"]["template"]["spec"], "region": REGION, "zone": ZONES[0],
-                     "instanceName": name, "reimagePolicy": "OnImageChange", "deletionPolicy": "Delete"},
-        })  # fmt: skip
-
-    operator_factory([namespace])
-    wait_settled(objects, "web", 4)
-    members = replicas_of(objects, "web")
-    assert sorted(m["metadata"]["name"] for m in members) == [f"web-{batch}-{n}" for n in range(4)]
-    cloud = running(emulator)
-    assert sorted(item["InstanceId"] for item in cloud) == sorted(status(m)["instanceId"] for m in members)
-    assert emulator.request_count("RunInstances") == 1  # one call for the whole batch, gaps filled first
-    assert emulator.request_count("TerminateInstances") == 0  # no instance without its object
-
-
 def test_replicas_refused_by_a_sold_out_zone_launch_in_the_sets_other_zone(
     operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
 ) -> None:
@@ -334,11 +304,6 @@ def test_replicas_refused_by_a_sold_out_zone_launch_in_the_sets_other_zone(
     # One refusal, then the zone is left alone (no launch loop against a sold-out zone).
     assert emulator.request_count("RunInstances", code=sold_out) == 1
     assert any(e.reason == "ZoneShort" and ZONES[0] in (e.message or "") for e in objects.events("web"))
-
-
-def fleet_annotation(member: dict[str, Any]) -> str | None:
-    annotations: dict[str, str] = member["metadata"].get("annotations") or {}
-    return annotations.get("cvm.operator.dev/assigned-instance-id")
 
 
 ARM_TENCENTOS = "img-9a0eg8mt"

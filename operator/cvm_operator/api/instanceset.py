@@ -343,8 +343,25 @@ class InstanceSetSpec(SpecModel):
         return self
 
 
+class PendingLaunch(WireModel):
+    """A batch the set has decided to launch and has not yet made the Instance objects of."""
+
+    batch: str = Field(description="Batch id: with the set's UID, the RunInstances ClientToken.")
+    zone: str = Field(description="Zone of the batch's instances.")
+    image_id: str = Field(description="Image the batch launches.")
+    count: int = Field(ge=1, description="Instances in the batch (RunInstances InstanceCount).")
+
+
 class InstanceSetStatus(BaseStatus):
     """Observed state of an InstanceSet."""
+
+    pending_launches: list[PendingLaunch] = Field(
+        default_factory=list,
+        description=(
+            "Batches recorded before their RunInstances call, until their Instance objects exist: "
+            "after a crash the call is made again with the same ClientToken, which returns the same instances."
+        ),
+    )
 
     replicas: int = Field(
         default=0, ge=0, description="Replicas (Instance objects) that exist and are not being deleted."

@@ -17,7 +17,7 @@ from cvm_operator.reconcilers.base import ANNOTATION_PREFIX
 LAUNCH_BATCH = f"{ANNOTATION_PREFIX}/launch-batch"
 """Annotation of a replica: the batch (one RunInstances call) that launches its instance."""
 ASSIGNED_INSTANCE = f"{ANNOTATION_PREFIX}/assigned-instance-id"
-"""Annotation of a replica: the instance its batch launched for it, written by the set after the launch."""
+"""Annotation of a replica: the instance its batch launched for it, set when the set makes the object."""
 BATCH_TAG = f"{ANNOTATION_PREFIX}/launch-batch"
 """Cloud tag of every instance of a batch (with the set UID in the ClientToken, it finds them again)."""
 MAX_BATCH = 500
@@ -46,9 +46,6 @@ class Replica:
     failed_message: str = ""
     failed_since: float | None = None
     """When Stalled became True (epoch seconds)."""
-    batch: str | None = None
-    launched: bool = True
-    """False while its batch has not assigned it an instance (and it has none in status)."""
 
     def updated(self, image: str | None) -> bool:
         return image is not None and self.image_wanted == image and self.image_running == image and self.ready

@@ -6,18 +6,19 @@ like any other Instance. The set decides only which replicas exist and which ima
 the decisions are the pure functions of ``fleet.py``.
 
 Batched, crash-safe launches: missing replicas of a zone become one batch per 500. The set first
-creates the batch's Instance objects (annotated with the batch, holding the finalizer), then makes one
-``RunInstances`` call with ``InstanceCount``, the name pattern ``<set>-<batch>-{R:0}`` (so the n-th
-instance has the n-th object's name), the batch tag, and a ClientToken of the set UID and the batch,
-and finally writes each object the id of the instance with its name. A crash anywhere leaves objects
-of a batch without ids; the next pass calls ``RunInstances`` again with the same token, which returns
-the same instances, so the set ends with exactly ``replicas`` instances. Replicas never launch on their
-own while their batch has not named their instance.
+records the batch in ``status.pendingLaunches`` (zone, image, count), then makes one ``RunInstances``
+call with ``InstanceCount``, the name pattern ``<set>-<batch>-{R:0}``, the batch tag and a ClientToken
+of the set UID and the batch, then makes one Instance object per instance, created with the id of its
+instance (so a replica never waits for its own and never launches one), and finally clears the record.
+A crash anywhere leaves the batch recorded; the next pass calls ``RunInstances`` again with the same
+token, which returns the same instances, and makes the objects still missing, so the set ends with
+exactly ``replicas`` instances.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -30,11 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
 from cvm_operator.api import API_VERSION, INSTANCES, SET_LABEL, InstanceSet
-from cvm_operator.api.instanceset import resolve_int_or_percent
+from cvm_operator.api.instanceset import PendingLaunch, resolve_int_or_percent
 from cvm_operator.api.kinds import IMAGES, INSTANCE_SETS
-from cvm_operator.cloud import CloudError, CloudInstance, SystemDisk, backoff
-from cvm_operator.cloud.resources import INSTANCE_PENDING, INSTANCE_SHUTDOWN, INSTANCE_TERMINATING
-from cvm_operator.kube import Forbidden
+from cvm_operator.cloud import CloudError, SystemDisk, backoff
+from cvm_operator.kube import AlreadyExists, Forbidden
 from cvm_operator.reconcilers import fleet
 from cvm_operator.reconcilers.base import (
     FINALIZER,
@@ -113,7 +113,6 @@ def replica_from_body(body: Mapping[str, Any]) -> Replica:
         ready is not None and ready.get("status") == "True" and int(ready.get("observedGeneration") or 0) >= generation
     )
     failed = stalled is not None and stalled.get("status") == "True"
-    annotations = meta.get("annotations") or {}
     return Replica(
         name=str(meta["name"]),
         zone=str(spec.get("zone") or ""),
@@ -125,8 +124,6 @@ def replica_from_body(body: Mapping[str, Any]) -> Replica:
         failed_reason=str(stalled.get("reason")) if failed and stalled else None,
         failed_message=str(stalled.get("message") or "") if failed and stalled else "",
         failed_since=_epoch(stalled.get("lastTransitionTime")) if failed and stalled else None,
-        batch=annotations.get(LAUNCH_BATCH),
-        launched=bool(status.get("instanceId") or annotations.get(ASSIGNED_INSTANCE)),
     )
 
 
@@ -171,11 +168,6 @@ def spec_drift(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[st
     return fleet.merge_patch(before, after)
 
 
-def _batch_of(body: Mapping[str, Any]) -> str | None:
-    annotations: Mapping[str, str] = body["metadata"].get("annotations") or {}
-    return annotations.get(LAUNCH_BATCH)
-
-
 def owned_by(body: Mapping[str, Any], uid: str) -> bool:
     references = body["metadata"].get("ownerReferences") or ()
     return any(reference.get("uid") == uid and reference.get("controller") for reference in references)
@@ -187,8 +179,8 @@ class SetPlan:
 
     image: str
     bodies: dict[str, Mapping[str, Any]]
-    pending: dict[str, list[str]] = field(default_factory=dict)
-    """Batches whose replicas have no instance yet (batch id to replica names)."""
+    pending: list[PendingLaunch] = field(default_factory=list)
+    """Batches recorded and not finished (a crash, or a refusal, came between)."""
     create: dict[str, int] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
     reimage: list[str] = field(default_factory=list)
@@ -218,9 +210,6 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        self._launched: set[tuple[str, str]] = set()
-        """(set UID, batch) launched by this process, so a pass does not call RunInstances again for them
-        while their replicas are being named; after a restart the same token makes the call harmless."""
         self._replacements: defaultdict[str, int] = defaultdict(int)
         self._short_zones = fleet.ShortZones(SHORT_ZONE_HOLD)
 
@@ -271,10 +260,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         bodies = {str(body["metadata"]["name"]): body for body in await self._members(ctx)}
         replicas = [replica_from_body(body) for body in bodies.values()]
         live = [replica for replica in replicas if not replica.deleting]
-        plan = SetPlan(image=image, bodies=bodies)
-        for replica in live:
-            if replica.batch and not replica.launched:
-                plan.pending.setdefault(replica.batch, []).append(replica.name)
+        plan = SetPlan(image=image, bodies=bodies, pending=list(ctx.obj.status.pending_launches))
         self._decide(ctx, plan, live)
 
         ready = sum(replica.ready for replica in live)
@@ -354,7 +340,8 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         if deleting:
             counts += f"; {deleting} being deleted"
         if plan.pending:
-            return "Launching", f"launching batches {', '.join(sorted(plan.pending))}; {counts}"
+            batches = ", ".join(sorted(launch.batch for launch in plan.pending))
+            return "Launching", f"launching batches {batches}; {counts}"
         if spec.paused and updated < len(live):
             return "Paused", f"rollout paused; {counts}"
         if spec.update_strategy.type == "OnDelete" and any(r.image_wanted != plan.image for r in live):
@@ -374,11 +361,11 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
 
     async def update(self, ctx: Context[InstanceSet], observation: Observation) -> dict[str, Any] | None:
         plan: SetPlan = observation.resource
-        for batch, names in sorted(plan.pending.items()):
-            members = [body for body in plan.bodies.values() if _batch_of(body) == batch]
-            await self._launch(ctx, batch, members, set(names))
         if plan.pending:
-            return None  # the replicas now know their instances; the next pass judges them
+            for launch in plan.pending:
+                await self._launch(ctx, launch, plan.pending)
+            await self._record_launches(ctx, [])
+            return {"pending_launches": []}  # the replicas exist now; the next pass judges them
         namespace = ctx.key.namespace
         if plan.drift:
             await _bounded(
@@ -403,9 +390,16 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             self.runtime.post(
                 ctx.body, "Normal", "Reimaging", f"moving {', '.join(sorted(plan.reimage))} to image {plan.image}"
             )
-        for zone, count in sorted(plan.create.items()):
-            for size in fleet.batches(count):
-                await self._new_batch(ctx, zone, plan.image, size)
+        launches = [
+            PendingLaunch(batch=new_batch_id(), zone=zone, image_id=plan.image, count=size)
+            for zone, count in sorted(plan.create.items())
+            for size in fleet.batches(count)
+        ]
+        if launches:
+            await self._record_launches(ctx, launches)
+            for launch in launches:
+                await self._launch(ctx, launch, launches)
+            await self._record_launches(ctx, [])
         if plan.failed is not None:
             replica = plan.failed
             raise Blocked(
@@ -416,28 +410,78 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
             )
         return None
 
-    async def _new_batch(self, ctx: Context[InstanceSet], zone: str, image: str, size: int) -> None:
-        """Make the Instance objects of one batch, then launch them with one call."""
-        batch = new_batch_id()
-        bodies = [self._replica_body(ctx, zone, image, batch, index) for index in range(size)]
-        created = await self._create_replicas(ctx, bodies)
-        await self._launch(ctx, batch, created, {str(body["metadata"]["name"]) for body in created})
+    async def _record_launches(self, ctx: Context[InstanceSet], launches: Sequence[PendingLaunch]) -> None:
+        """Write down (before their calls) or clear (once their objects exist) the batches of this pass."""
+        record = [launch.to_wire() for launch in launches]
+        await self.runtime.kube.patch_status(self.plural, ctx.key.namespace, ctx.key.name, {"pendingLaunches": record})
 
-    async def _create_replicas(
-        self, ctx: Context[InstanceSet], bodies: Sequence[Mapping[str, Any]]
-    ) -> list[Mapping[str, Any]]:
+    async def _launch(
+        self, ctx: Context[InstanceSet], launch: PendingLaunch, recorded: Sequence[PendingLaunch]
+    ) -> None:
+        """One RunInstances call for a batch (again, with the same token, after a crash), then an Instance
+        object for each of its instances that has none, made with the instance's id."""
+        template = ctx.obj.spec.template.spec
+        prefix = ctx.key.name[: MAX_CLOUD_NAME - BATCH_ID_LENGTH - 6]
         try:
-            created = await _bounded(self.runtime.kube.create(INSTANCES, ctx.key.namespace, body) for body in bodies)
-        except Forbidden as error:
-            # A namespace being deleted takes no new objects: nothing to launch. (Objects made before the
-            # refusal are a batch like any other: the next pass launches them.)
-            raise Waiting("CannotCreateReplicas", str(error), delay=self.runtime.config.stalled_interval) from error
-        for body in created:
-            self.runtime.bodies.remember(body)
-        return created
+            ids = await ctx.api.launch_instances(
+                count=launch.count,
+                client_token=client_token(ctx.uid, launch.batch),
+                zone=launch.zone,
+                image_id=launch.image_id,
+                instance_type=template.instance_type,
+                name=f"{prefix}-{launch.batch}-{{R:0}}",
+                host_name=template.host_name,
+                system_disk=SystemDisk(disk_type=template.system_disk.disk_type, size_gb=template.system_disk.size_gb),
+                login=await login_settings(
+                    self.runtime, ctx.key.namespace, template.login_settings, "spec.template.spec.loginSettings"
+                ),
+                tags={**template.tags, BATCH_TAG: launch.batch},
+                options=await read_launch_options(self.runtime, ctx.key.namespace, template, "spec.template.spec"),
+            )
+        except CloudError as error:
+            if error.reason != SOLD_OUT:
+                raise
+            await self._leave_short_zone(ctx, launch, recorded, error)
+        crash_point("launch", self.kind)
+        indexes = {
+            instance_id: batch_index(instance.name)
+            for instance_id, instance in (await ctx.api.describe_instances(ids)).items()
+            if instance is not None
+        }
+        bodies = [
+            self._replica_body(ctx, launch, index, instance_id)
+            for instance_id, index in sorted(indexes.items(), key=lambda item: item[1] or 0)
+            if index is not None
+        ]
+        existing = {str(body["metadata"]["name"]) for body in await self._members(ctx)}
+        await self._create_replicas(ctx, [body for body in bodies if body["metadata"]["name"] not in existing])
+        self.runtime.post(
+            ctx.body,
+            "Normal",
+            "Launched",
+            f"batch {launch.batch}: {launch.count} instances in {launch.zone} from image {launch.image_id}",
+        )
+        logger.info(
+            "InstanceSet %s/%s: batch %s launched %d instances in %s", *ctx.key[1:], launch.batch, len(ids), launch.zone
+        )
 
-    def _replica_body(self, ctx: Context[InstanceSet], zone: str, image: str, batch: str, index: int) -> dict[str, Any]:
-        name = replica_name(ctx.key.name, batch, index)
+    async def _create_replicas(self, ctx: Context[InstanceSet], bodies: Sequence[Mapping[str, Any]]) -> None:
+        async def create(body: Mapping[str, Any]) -> None:
+            # Not put in the cache here: the watch event of a new object is what queues its first pass.
+            with contextlib.suppress(AlreadyExists):  # made before a crash
+                await self.runtime.kube.create(INSTANCES, ctx.key.namespace, body)
+
+        try:
+            await _bounded(create(body) for body in bodies)
+        except Forbidden as error:
+            # A namespace being deleted takes no new objects; the batch stays recorded (its instances are
+            # found again by the same token if the namespace stays).
+            raise Waiting("CannotCreateReplicas", str(error), delay=self.runtime.config.stalled_interval) from error
+
+    def _replica_body(
+        self, ctx: Context[InstanceSet], launch: PendingLaunch, index: int, instance_id: str
+    ) -> dict[str, Any]:
+        name = replica_name(ctx.key.name, launch.batch, index)
         prefix = ctx.key.name[: MAX_CLOUD_NAME - BATCH_ID_LENGTH - 6]
         labels = {**ctx.obj.spec.template.metadata.labels, SET_LABEL: ctx.key.name}
         return {
@@ -447,8 +491,8 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
                 "name": name,
                 "namespace": ctx.key.namespace,
                 "labels": labels,
-                "annotations": {LAUNCH_BATCH: batch},
-                # Held from the start: a replica deleted before it ever ran still terminates its instance.
+                "annotations": {LAUNCH_BATCH: launch.batch, ASSIGNED_INSTANCE: instance_id},
+                # Held from the start: deleting a replica always terminates its instance.
                 "finalizers": [FINALIZER],
                 "ownerReferences": [
                     {
@@ -461,108 +505,23 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
                     }
                 ],
             },
-            "spec": replica_spec(ctx.obj, zone, image, replica_name(prefix, batch, index)),
+            "spec": replica_spec(ctx.obj, launch.zone, launch.image_id, replica_name(prefix, launch.batch, index)),
         }
 
-    async def _launch(
-        self, ctx: Context[InstanceSet], batch: str, bodies: Sequence[Mapping[str, Any]], pending: set[str]
-    ) -> None:
-        """One RunInstances call for a batch (again, with the same token, after a crash), then each
-        ``pending`` replica is told which instance is its own. ``bodies`` are all replicas of the batch:
-        an instance whose name none of them has is terminated (its replica went before the launch)."""
-        if not bodies:
-            return
-        first = min(bodies, key=lambda body: str(body["metadata"]["name"]))["spec"]
-        zone, image = str(first["zone"]), str(first["imageId"])
-        indexes = [batch_index(str(body["spec"]["instanceName"])) for body in bodies]
-        count = max(index for index in indexes if index is not None) + 1
-        template = ctx.obj.spec.template.spec
-        base_name = str(first["instanceName"]).rsplit("-", 1)[0] + "-{R:0}"
-        if (ctx.uid, batch) not in self._launched:
-            # A crash while the batch's objects were being made can leave gaps; the call launches one
-            # instance per index up to the highest, so each gap gets its object first, not a stray instance.
-            missing = sorted(set(range(count)) - set(indexes))
-            if missing:
-                filled = await self._create_replicas(
-                    ctx, [self._replica_body(ctx, zone, image, batch, index) for index in missing]
-                )
-                bodies = [*bodies, *filled]
-                pending = pending | {str(body["metadata"]["name"]) for body in filled}
-            try:
-                ids = await ctx.api.launch_instances(
-                    count=count,
-                    client_token=client_token(ctx.uid, batch),
-                    zone=zone,
-                    image_id=image,
-                    instance_type=template.instance_type,
-                    name=base_name,
-                    host_name=template.host_name,
-                    system_disk=SystemDisk(
-                        disk_type=template.system_disk.disk_type, size_gb=template.system_disk.size_gb
-                    ),
-                    login=await login_settings(
-                        self.runtime, ctx.key.namespace, template.login_settings, "spec.template.spec.loginSettings"
-                    ),
-                    tags={**template.tags, BATCH_TAG: batch},
-                    options=await read_launch_options(self.runtime, ctx.key.namespace, template, "spec.template.spec"),
-                )
-            except CloudError as error:
-                if error.reason != SOLD_OUT:
-                    raise
-                await self._leave_short_zone(ctx, zone, bodies, error)
-            self._launched.add((ctx.uid, batch))
-            self.runtime.post(
-                ctx.body, "Normal", "Launched", f"batch {batch}: {count} instances in {zone} from image {image}"
-            )
-            logger.info("InstanceSet %s/%s: batch %s launched %d instances in %s", *ctx.key[1:], batch, count, zone)
-        else:
-            found = await ctx.api.find_instances({f"tag:{BATCH_TAG}": [batch]})
-            ids = [instance.instance_id for instance in found]
-        crash_point("launch", self.kind)
-        described = await ctx.api.describe_instances(ids)
-        names = {str(body["spec"]["instanceName"]): str(body["metadata"]["name"]) for body in bodies}
-        assignments: dict[str, str] = {}
-        strays: list[CloudInstance] = []
-        for instance_id, instance in described.items():
-            if instance is None:
-                continue
-            replica = names.get(instance.name)
-            if replica is None:
-                strays.append(instance)  # its replica was deleted before the batch launched
-            elif replica in pending:
-                assignments[replica] = instance_id
-        # Strays go before the replicas are named: once named, the batch is done and never looked at again.
-        if any(stray.state == INSTANCE_PENDING for stray in strays):
-            raise Waiting(
-                "Launching",
-                f"batch {batch}: instances without a replica are still launching; they are terminated once launched",
-            )
-        doomed = [stray.instance_id for stray in strays if stray.state not in (INSTANCE_SHUTDOWN, INSTANCE_TERMINATING)]
-        if doomed:
-            await ctx.api.terminate_instances(doomed)
-        namespace = ctx.key.namespace
-        await _bounded(
-            self.runtime.kube.patch(
-                INSTANCES, namespace, name, {"metadata": {"annotations": {ASSIGNED_INSTANCE: instance_id}}}
-            )
-            for name, instance_id in assignments.items()
-        )
-
     async def _leave_short_zone(
-        self, ctx: Context[InstanceSet], zone: str, bodies: Sequence[Mapping[str, Any]], error: CloudError
+        self, ctx: Context[InstanceSet], launch: PendingLaunch, recorded: Sequence[PendingLaunch], error: CloudError
     ) -> NoReturn:
-        """The cloud has no capacity for the batch in ``zone``: its replicas (never launched) are removed
-        and made again in the set's other zones. With no other zone, the launch is retried with backoff."""
+        """The cloud has no capacity for the batch in its zone (it launched nothing): the batch is dropped
+        and its replicas go to the set's other zones. With no other zone, the launch backs off in place."""
         now = time.time()
         short = self._short_zones.of(ctx.uid, now)
-        if not [other for other in ctx.obj.spec.zones if other != zone and other not in short]:
+        if not [zone for zone in ctx.obj.spec.zones if zone != launch.zone and zone not in short]:
             raise error
-        self._short_zones.mark(ctx.uid, zone, now)
-        names = sorted(str(body["metadata"]["name"]) for body in bodies)
-        await _bounded(self.runtime.kube.delete(INSTANCES, ctx.key.namespace, name) for name in names)
+        self._short_zones.mark(ctx.uid, launch.zone, now)
+        await self._record_launches(ctx, [other for other in recorded if other.batch != launch.batch])
         message = (
-            f"zone {zone} has no capacity for {len(names)} instance(s) ({error.code}); "
-            f"they launch in the set's other zones, and {zone} gets none for {SHORT_ZONE_HOLD:.0f} s"
+            f"zone {launch.zone} has no capacity for {launch.count} instance(s) ({error.code}); "
+            f"they launch in the set's other zones, and {launch.zone} gets none for {SHORT_ZONE_HOLD:.0f} s"
         )
         self.runtime.post(ctx.body, "Warning", "ZoneShort", message)
         raise Waiting("ZoneShort", message, delay=1.0)
