@@ -261,6 +261,14 @@ def test_launch_field_rules(network_emulator: EmulatorProcess) -> None:
         "InvalidParameterValue.InsufficientPrice", client, InstanceChargeType="SPOTPAID", InstanceMarketOptions=spot
     )
     run_error("MissingParameter", client, InstanceChargeType="PREPAID")
+    run_error("InvalidParameterCombination", client, InstanceChargePrepaid={"Period": 1})
+    run_error("InvalidPeriod", client, InstanceChargeType="PREPAID", InstanceChargePrepaid={"Period": 13})
+    run_error(
+        "InvalidParameterValue",
+        client,
+        InstanceChargeType="SPOTPAID",
+        InstanceMarketOptions={"MarketType": "spot", "SpotOptions": {"MaxPrice": "cheap"}},
+    )
     run_error(
         "InvalidParameterValue",
         client,
