@@ -12,7 +12,7 @@ import pytest
 from cvm_operator.config import OperatorConfig
 from cvm_operator.controller import _runs_again, _trigger
 from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.runtime import Bodies, Wakeups, aligned_delay
+from cvm_operator.reconcilers.runtime import Bodies, Recent, Wakeups, aligned_delay
 from cvm_operator.workqueue import QueueShutDown, WorkQueue
 
 IMAGE = ObjectKey("Image", "ns", "golden")
@@ -223,3 +223,37 @@ async def test_a_cancelled_waiter_passes_its_wake_up_on() -> None:
     assert await asyncio.wait_for(second, timeout=1.0) == "a"
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_recent_values_are_fetched_once_per_ttl_and_concurrent_gets_share_a_fetch() -> None:
+    clock = Clock()
+    recent: Recent[str, int] = Recent(10.0, clock)
+    fetches = 0
+
+    async def fetch() -> int:
+        nonlocal fetches
+        fetches += 1
+        await asyncio.sleep(0.01)
+        return fetches
+
+    assert await asyncio.gather(*(recent.get("secret", fetch) for _ in range(50))) == [1] * 50
+    clock.now += 9.9
+    assert await recent.get("secret", fetch) == 1
+    clock.now += 0.1  # a rotated Secret is read again
+    assert await recent.get("secret", fetch) == 2 and fetches == 2
+
+
+async def test_a_failed_fetch_is_not_kept() -> None:
+    recent: Recent[str, int] = Recent(10.0, Clock())
+    attempts = 0
+
+    async def flaky() -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise LookupError("not found yet")
+        return 7
+
+    with pytest.raises(LookupError):
+        await recent.get("secret", flaky)
+    assert await recent.get("secret", flaky) == 7

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import math
+import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cvm_operator import metrics
 from cvm_operator.api import SecretReference
@@ -133,6 +135,53 @@ class Session:
         return await self.pool.account_id(self.credentials)
 
 
+CREDENTIALS_TTL = 10.0
+"""Seconds a credentials Secret, once read, serves passes before it is read again (a rotation takes effect
+within this)."""
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """Values fetched within the last ``ttl`` seconds; concurrent gets of one key share one fetch, and a
+    fetch that fails is not kept."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl, self._clock = ttl, clock
+        self._values: dict[K, tuple[float, V]] = {}
+        self._fetches: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, fetch: Callable[[], Awaitable[V]]) -> V:
+        kept = self._values.get(key)
+        if kept is not None and self._clock() - kept[0] < self._ttl:
+            return kept[1]
+        running = self._fetches.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a failure nobody else waited for is not reported as lost
+        self._fetches[key] = future
+        try:
+            value = await fetch()
+        except Exception as error:
+            future.set_exception(error)
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            self._fetches.pop(key, None)
+        self._values[key] = (self._clock(), value)
+        future.set_result(value)
+        return value
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class Runtime:
     def __init__(self, config: OperatorConfig, kube: KubeClient, pool: CloudPool, post: EventPoster) -> None:
         self.config = config
@@ -145,6 +194,8 @@ class Runtime:
         self.wakeups = Wakeups()
         self.bodies = Bodies()
         self.attempts: dict[str, int] = {}
+        self._secret_credentials: Recent[tuple[str, str], AnyCredentials] = Recent(CREDENTIALS_TTL)
+        """Credentials Secrets read lately: a poll of thousands of objects sharing one reads it once."""
         self.unannounced = audit.Unannounced()
         """Cloud writes of each object no Event has named yet."""
         self._ready_seen: set[str] = set()
@@ -182,6 +233,12 @@ class Runtime:
     async def credentials(self, namespace: str, ref: SecretReference | None) -> AnyCredentials:
         if ref is None:
             return await self.default_credentials(namespace)
+        return await self._secret_credentials.get(
+            (namespace, ref.name), lambda: self._read_secret_credentials(namespace, ref.name)
+        )
+
+    async def _read_secret_credentials(self, namespace: str, name: str) -> AnyCredentials:
+        ref = SecretReference(name=name)
         data = await self.secret_data(namespace, ref.name, "spec.credentialsSecretRef")
         if data is None:
             raise Blocked("CredentialsNotFound", f"spec.credentialsSecretRef: Secret {ref.name!r} not found")
