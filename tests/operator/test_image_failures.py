@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from tests.operator import REGION, UBUNTU, instance_body
-from tests.operator.test_instance_launch import inject_fault
 from tests.support.emulator import EmulatorProcess
 from tests.support.operator import Objects, OperatorProcess
 
@@ -26,7 +25,7 @@ def test_create_failed_image_is_stalled_and_a_failed_copy_too(
     objects.wait_condition("instances", "builder")
 
     # The next CreateImage ends in CREATEFAILED.
-    inject_fault(emulator, {"action": "CreateImage", "count": 1, "state": "CREATEFAILED"})
+    emulator.inject_fault(action="CreateImage", count=1, state="CREATEFAILED")
     objects.create("images", image_from("broken", "builder"))
     failed = objects.wait_condition("images", "broken", "Stalled", "True", reason="CreateFailed")
     assert failed["status"]["cloudState"] == "CREATEFAILED" and failed["status"]["phase"] == "Failed"
@@ -39,7 +38,7 @@ def test_create_failed_image_is_stalled_and_a_failed_copy_too(
     # A good image, and a copy of it that the cloud fails.
     objects.create("images", image_from("golden", "builder"))
     objects.wait_condition("images", "golden")
-    inject_fault(emulator, {"action": "SyncImages", "count": 1, "state": "CREATEFAILED"})
+    emulator.inject_fault(action="SyncImages", count=1, state="CREATEFAILED")
     objects.create("imagecopies", {"kind": "ImageCopy", "metadata": {"name": "golden-copies"}, "spec": {
         "sourceRef": {"name": "golden"}, "destinationRegions": ["ap-shanghai"],
     }})  # fmt: skip

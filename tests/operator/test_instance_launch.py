@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,18 +52,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     """The emulator with an application VPC, two more security groups, a project and a CAM role."""
     with EmulatorProcess(tmp_path / "emulator", config=NETWORK_CONFIG) as process:
         yield process
-
-
-def inject_fault(emulator: EmulatorProcess, fault: dict[str, Any]) -> None:
-    """Queue a fault through the emulator's admin endpoint: the next calls (or operations) fail."""
-    request = urllib.request.Request(
-        f"{emulator.endpoint}/_emulator/faults",
-        data=json.dumps(fault).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status in (200, 201, 204)
 
 
 def described(client: cvm_client.CvmClient, instance_id: str) -> dict[str, Any]:
@@ -243,7 +230,7 @@ def test_launch_failed_ends_stalled_with_the_cloud_reason_and_no_hot_loop(
     operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
 ) -> None:
     client = sdk_client(emulator)
-    inject_fault(emulator, {"action": "RunInstances", "count": 1, "state": "LAUNCH_FAILED"})
+    emulator.inject_fault(action="RunInstances", count=1, state="LAUNCH_FAILED")
     objects.create("instances", instance_body("doomed", image_id=UBUNTU))
     failed = objects.wait_condition("instances", "doomed", "Stalled", "True", reason="LaunchFailed")
     instance_id = status(failed)["instanceId"]
@@ -267,9 +254,7 @@ def test_sold_out_backs_off_and_insufficient_balance_is_stalled(
     operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
 ) -> None:
     # Sold out: retried with backoff (Reconciling, never Stalled) until the stock is back.
-    inject_fault(
-        emulator, {"action": "RunInstances", "count": 2, "code": "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance"}
-    )
+    emulator.inject_fault(action="RunInstances", count=2, code="ResourceInsufficient.ZoneSoldOutForSpecifiedInstance")
     objects.create("instances", instance_body("patient", image_id=UBUNTU))
     objects.wait_condition("instances", "patient", "Reconciling", "True", reason="InsufficientCapacity", timeout=30)
     assert (objects.condition("instances", "patient", "Stalled") or {}).get("status") != "True"
@@ -278,7 +263,7 @@ def test_sold_out_backs_off_and_insufficient_balance_is_stalled(
     assert sold_out == 2 and emulator.request_count("RunInstances") == 3
 
     # Insufficient balance: only the user can fix it, so Stalled, and not retried at once.
-    inject_fault(emulator, {"action": "RunInstances", "count": 1, "code": "InvalidAccount.InsufficientBalance"})
+    emulator.inject_fault(action="RunInstances", count=1, code="InvalidAccount.InsufficientBalance")
     objects.create("instances", instance_body("broke", image_id=UBUNTU))
     objects.wait_condition("instances", "broke", "Stalled", "True", reason="InsufficientBalance")
     time.sleep(4)
@@ -302,7 +287,7 @@ def test_instance_set_replicas_carry_the_launch_settings_and_a_failed_launch_is_
         "userData": {"secretRef": {"name": "web-init", "key": "user-data"}},
     }
     # The first launch ends in LAUNCH_FAILED; its replica is made again (in the other zone).
-    inject_fault(emulator, {"action": "RunInstances", "count": 1, "state": "LAUNCH_FAILED"})
+    emulator.inject_fault(action="RunInstances", count=1, state="LAUNCH_FAILED")
     objects.create("instancesets", {"kind": "InstanceSet", "metadata": {"name": "fleet"}, "spec": {
         "region": "ap-guangzhou", "replicas": 2, "zones": ["ap-guangzhou-3", "ap-guangzhou-4"],
         "template": {"spec": template},
