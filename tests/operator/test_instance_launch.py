@@ -354,7 +354,7 @@ def reinstall_applies(
 
     objects.patch("instances", "web", {"spec": {"imageId": "img-22trbn9x"}})
     wait_for(lambda: described(client, instance_id)["ImageId"] == "img-22trbn9x", 60, "the reinstall")
-    objects.wait_condition("instances", "web", "SpecApplied", "True")
+    objects.wait_condition("instances", "web", "SpecApplied", "True", timeout=30)
     assert at_path(described(client, instance_id)) == value
     assert emulator.request_count("ResetInstance") == resets + 1
 
