@@ -233,8 +233,8 @@ def attribute_changes(spec: InstanceSpec, default_name: str, instance: CloudInst
 
 
 def host_name_matches(wanted: str, actual: str, *, numbered: bool = False) -> bool:
-    """Whether the cloud's host name is the spec's. A batch of several instances launched with one host name
-    gets it with a number appended (web-1 → web-11, web-12, ...), which counts as the same."""
+    """Whether the cloud's host name is the spec's. Several instances launched in one call with one host name
+    get it with a number appended (web: web1, web2 or web-1, web-2), which counts as the same."""
     if actual == wanted:
         return True
     return numbered and re.fullmatch(re.escape(wanted) + r"[-_.]?[0-9]+", actual) is not None
