@@ -88,9 +88,10 @@ class Controller:
             return
         if event_type == "DELETED":
             self._forget(key, body)
-        else:
-            if _runs_again(self.runtime.bodies.remember(body), body):
-                self.queue.add(key)
+        elif self.runtime.bodies.stale(body):
+            return  # what it says is known already, newer
+        elif _runs_again(self.runtime.bodies.remember(body), body):
+            self.queue.add(key)
         for waiter in self.runtime.wakeups.changed(key):
             self.queue.add(waiter)
 

@@ -135,7 +135,9 @@ def test_the_finalizer_runs_a_pass_when_removed_not_when_the_operator_adds_it() 
 def test_the_cache_keeps_the_newest_body() -> None:
     bodies = Bodies()
     bodies.remember(_body(1, "20"))
-    bodies.remember(_body(1, "19"))  # a late watch event after our own write's answer
+    late = _body(1, "19")  # a late watch event after our own write's answer
+    assert bodies.stale(late) and not bodies.stale(_body(1, "21"))
+    bodies.remember(late)
     assert bodies.get(IMAGE)["metadata"]["resourceVersion"] == "20"  # type: ignore[index]
     recreated = _body(1, "5", uid="u2")
     bodies.remember(recreated)

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: Most ids (or results) one Describe*/instance action takes or returns per call.
 MAX_PAGE = 100
-READ_AHEAD_FRESH_FOR = 5.0
+READ_AHEAD_FRESH_FOR = 10.0
 """Seconds a value read ahead (see Batcher) answers a lookup: a poll of thousands of objects takes a few."""
 
 

@@ -67,6 +67,11 @@ class Bodies:
     def get(self, key: ObjectKey) -> Mapping[str, Any] | None:
         return self._bodies.get(key)
 
+    def stale(self, body: Mapping[str, Any]) -> bool:
+        """A version older than one already known (a late watch event after our own write's answer)."""
+        previous = self._bodies.get(object_key(body))
+        return previous is not None and _older(body, previous)
+
     def remember(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Keep ``body`` unless a newer version of the same object is already known; returns the previous one."""
         key = object_key(body)
