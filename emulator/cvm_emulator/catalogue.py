@@ -12,10 +12,11 @@ import yaml
 from .backend.faults import FaultRate, parse_rates
 from .identity import OidcProvider, Role, parse_providers, parse_roles
 
+# The ImageType values of today's API; marketplace images are PUBLIC_IMAGE made by a vendor.
 PUBLIC_IMAGE = "PUBLIC_IMAGE"
-MARKET_IMAGE = "MARKET_IMAGE"
 PRIVATE_IMAGE = "PRIVATE_IMAGE"
 SHARED_IMAGE = "SHARED_IMAGE"
+TENCENT_CREATOR = "tencent"
 
 DEFAULT_CUSTOM_IMAGE_QUOTA = 500
 DEFAULT_SHARE_LIMIT = 500
@@ -71,6 +72,8 @@ class CatalogueImage:
     description: str
     family: str
     cloudinit: bool
+    creator: str = TENCENT_CREATOR
+    """ImageCreator: ``tencent`` for Tencent's public images, the vendor's account id for marketplace ones."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def load_catalogue(region_filter: list[Any] | None = None) -> Catalogue:
         images.append(
             CatalogueImage(
                 e["id"],
-                MARKET_IMAGE,
+                PUBLIC_IMAGE,
                 e["name"],
                 e["osName"],
                 e["platform"],
@@ -162,6 +165,7 @@ def load_catalogue(region_filter: list[Any] | None = None) -> Catalogue:
                 e.get("description", e["name"]),
                 e.get("family", ""),
                 bool(e.get("cloudinit", True)),
+                str(e["creator"]),
             )
         )
     import_os: dict[str, ImportOs] = {}

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .backend.images import BUSY_STATES, ImportSpec
+from .catalogue import TENCENT_CREATOR
 from .clock import progress_percent
 from .context import Call, Emulator, iso_time
 from .errors import ApiError
@@ -111,7 +112,7 @@ def image_to_api(row: sqlite3.Row, tags: list[dict[str, str]], now: float) -> di
         "Architecture": row["architecture"],
         "ImageState": state,
         "Platform": row["platform"],
-        "ImageCreator": owner or "tencent",
+        "ImageCreator": row["creator"] or owner or TENCENT_CREATOR,
         "ImageSource": row["image_source"],
         "SyncPercent": percent,
         "IsSupportCloudinit": bool(row["cloudinit"]),

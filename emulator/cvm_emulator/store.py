@@ -19,8 +19,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
     image_id TEXT NOT NULL,
     region TEXT NOT NULL,
-    image_type TEXT NOT NULL,          -- PUBLIC_IMAGE | MARKET_IMAGE | PRIVATE_IMAGE (SHARED is per caller)
+    image_type TEXT NOT NULL,          -- PUBLIC_IMAGE | PRIVATE_IMAGE (SHARED is per caller)
     owner TEXT NOT NULL,               -- '' for public and marketplace images
+    creator TEXT NOT NULL DEFAULT '',  -- catalogue ImageCreator (tencent or a vendor); '' for account images
     image_name TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     os_name TEXT NOT NULL,
@@ -147,6 +148,9 @@ class Store:
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(instances)")}
         if "next_operation_state" not in columns:
             self.conn.execute("ALTER TABLE instances ADD COLUMN next_operation_state TEXT")
+        image_columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(images)")}
+        if "creator" not in image_columns:
+            self.conn.execute("ALTER TABLE images ADD COLUMN creator TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.conn.close()
@@ -236,13 +240,15 @@ class Store:
             for region in catalogue.regions:
                 for image in catalogue.images:
                     conn.execute(
-                        "INSERT OR REPLACE INTO images (image_id, region, image_type, owner, image_name, "
+                        "INSERT OR REPLACE INTO images (image_id, region, image_type, owner, creator, image_name, "
                         "description, os_name, platform, architecture, size_gb, image_source, state, family, "
-                        "cloudinit, created_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, ?, ?, 'OFFICIAL', 'NORMAL', ?, ?, ?)",
+                        "cloudinit, created_at) "
+                        "VALUES (?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, 'OFFICIAL', 'NORMAL', ?, ?, ?)",
                         (
                             image.image_id,
                             region,
                             image.image_type,
+                            image.creator,
                             image.image_name,
                             image.description,
                             image.os_name,

@@ -104,7 +104,8 @@ async def test_concurrent_lookups_make_one_describe_images_call(api: CvmApi, emu
     assert ubuntu.platform == "Ubuntu" and ubuntu.os_name.startswith("Ubuntu")
     centos, market = by_id[CENTOS], by_id[MARKET]
     assert centos is not None and centos.image_id == CENTOS
-    assert market is not None and market.type == "MARKET_IMAGE"
+    assert market is not None and market.type == "PUBLIC_IMAGE" and market.is_marketplace
+    assert not ubuntu.is_marketplace
     assert all(by_id[image_id] is None for image_id in unknown)
 
 
@@ -344,8 +345,10 @@ async def test_find_images_pages_through_everything(api: CvmApi, emulator: Emula
     public = await api.find_images({"image-type": ["PUBLIC_IMAGE"]})
     assert {UBUNTU, CENTOS} <= {image.image_id for image in public}
     assert all(image.type == "PUBLIC_IMAGE" for image in public)
-    market = await api.find_images({"image-type": ["MARKET_IMAGE"]})
-    assert MARKET in {image.image_id for image in market}
+    # Marketplace images are listed with the public ones; the retired MARKET_IMAGE type matches nothing.
+    assert MARKET in {image.image_id for image in public if image.is_marketplace}
+    assert UBUNTU not in {image.image_id for image in public if image.is_marketplace}
+    assert await api.find_images({"image-type": ["MARKET_IMAGE"]}) == []
     ubuntu = await api.find_images({"platform": ["Ubuntu"], "image-type": ["PUBLIC_IMAGE"]})
     assert ubuntu and all(image.platform == "Ubuntu" for image in ubuntu)
 

@@ -37,6 +37,23 @@ def test_image_from_api_tolerates_missing_optionals() -> None:
     assert (image.size_gb, image.sync_percent, image.created_time, image.tags) == (None, None, None, {})
 
 
+@pytest.mark.parametrize(
+    ("image_type", "creator", "marketplace"),
+    [
+        ("PUBLIC_IMAGE", "251000000101", True),  # a vendor's public image
+        ("PUBLIC_IMAGE", "tencent", False),
+        ("PUBLIC_IMAGE", "Tencent", False),
+        ("PUBLIC_IMAGE", "", False),  # no creator reported: taken as Tencent's own
+        ("PRIVATE_IMAGE", "3205597606", False),
+        ("SHARED_IMAGE", "3205597606", False),
+        ("MARKET_IMAGE", "251000000101", False),  # retired type, never reported today
+    ],
+)
+def test_marketplace_is_a_public_image_not_made_by_tencent(image_type: str, creator: str, marketplace: bool) -> None:
+    image = CloudImage.from_api({"ImageId": "img-mkt0wp01", "ImageType": image_type, "ImageCreator": creator})
+    assert image.is_marketplace is marketplace
+
+
 def test_instance_from_api() -> None:
     instance = CloudInstance.from_api(
         {

@@ -36,11 +36,17 @@ def test_public_and_marketplace_catalogue(shared_emulator: EmulatorProcess) -> N
         assert ubuntu.OsName == "Ubuntu Server 22.04 LTS 64位"
         assert (ubuntu.ImageType, ubuntu.ImageState, ubuntu.ImageCreator) == ("PUBLIC_IMAGE", "NORMAL", "tencent")
         assert image(client, CENTOS).OsName == "CentOS 7.6 64位"
+        # A marketplace image: PUBLIC_IMAGE made by a vendor account (there is no marketplace ImageType).
         market = image(client, WORDPRESS)
-        assert market.ImageType == "MARKET_IMAGE"
+        assert (market.ImageType, market.ImageState) == ("PUBLIC_IMAGE", "NORMAL")
+        assert market.ImageCreator not in ("tencent", "") and market.ImageCreator.isdigit()
     client = sdk_client(shared_emulator, account=2)
     assert image_types(client, "PUBLIC_IMAGE") == {"PUBLIC_IMAGE"}
-    assert image_types(client, "MARKET_IMAGE") == {"MARKET_IMAGE"}
+    public = call(client, "DescribeImages", Filters=[{"Name": "image-type", "Values": ["PUBLIC_IMAGE"]}], Limit=100)
+    assert WORDPRESS in {i.ImageId for i in public.ImageSet}
+    # The retired MARKET_IMAGE filter value matches nothing, as any value outside the three types does.
+    retired = call(client, "DescribeImages", Filters=[{"Name": "image-type", "Values": ["MARKET_IMAGE"]}])
+    assert (retired.TotalCount, retired.ImageSet) == (0, [])
     platforms = {
         i.Platform
         for i in call(
@@ -307,6 +313,12 @@ def test_share_rules(shared_emulator: EmulatorProcess) -> None:
         owner,
         "ModifyImageSharePermission",
         **share(["200000000002"], img=UBUNTU),
+    )
+    expect_error(  # marketplace images are public images, refused alike
+        "InvalidParameterValue.InvalidImageId",
+        owner,
+        "ModifyImageSharePermission",
+        **share(["200000000002"], img=WORDPRESS),
     )
     expect_error(
         "InvalidImageId.NotFound", owner, "ModifyImageSharePermission", **share(["200000000002"], img="img-00000000")

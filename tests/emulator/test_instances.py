@@ -182,6 +182,16 @@ def test_run_instances_rules(shared_emulator: EmulatorProcess) -> None:
     )
     # Marketplace images launch like public ones; DryRun creates nothing.
     launch(client, image_id="img-mkt0wp01", wait=False)
+    # KeepImageLogin is for custom, shared or imported images: refused for public and marketplace ones.
+    for image_id in (UBUNTU, "img-mkt0wp01"):
+        expect_error(
+            "InvalidParameterValue",
+            client,
+            "RunInstances",
+            Placement={"Zone": ZONE},
+            ImageId=image_id,
+            LoginSettings={"KeepImageLogin": "true"},
+        )
     assert call(client, "RunInstances", Placement={"Zone": ZONE}, ImageId=UBUNTU, DryRun=True).InstanceIdSet is None
 
 

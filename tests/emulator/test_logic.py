@@ -224,7 +224,9 @@ def test_catalogue_has_required_regions_and_images() -> None:
         assert catalogue.regions[region].zones
     platforms = {i.platform for i in catalogue.images}
     assert {"TencentOS", "Ubuntu", "CentOS", "Debian", "OpenCloudOS", "Windows"} <= platforms
-    assert any(i.image_type == "MARKET_IMAGE" for i in catalogue.images)
+    assert {i.image_type for i in catalogue.images} == {"PUBLIC_IMAGE"}
+    vendors = {i.image_id: i.creator for i in catalogue.images if i.creator != "tencent"}
+    assert "img-mkt0wp01" in vendors and all(creator.isdigit() for creator in vendors.values())
     for itype in ("S5.SMALL1", "S5.SMALL2", "S5.MEDIUM2", "S5.MEDIUM4", "S5.LARGE8", "SA5.MEDIUM4"):
         assert itype in catalogue.instance_types
 

@@ -1,4 +1,5 @@
-"""Images observed through source.existing: public by lookup, marketplace by id; never changed or deleted."""
+"""Images observed through source.existing: public by lookup, marketplace by id or lookup; never changed or
+deleted. Marketplace images are PUBLIC_IMAGE made by a vendor (ImageCreator other than tencent)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ def test_public_and_marketplace_images_are_adopted_and_never_deleted(
     objects.create("images", existing("ubuntu", lookup={"imageType": "PUBLIC_IMAGE", "platform": "Ubuntu"}))
     objects.create("images", existing("wordpress", imageId=WORDPRESS))
     objects.create("images", existing("centos7", lookup={"imageType": "PUBLIC_IMAGE", "name": "CentOS 7.6 64位"}))
+    objects.create("images", existing("wp-lookup", lookup={"imageType": "MARKET_IMAGE", "platform": "Ubuntu"}))
     kubectl("wait", "--for=condition=Ready", "--timeout=60s", "-n", namespace, "images/ubuntu", "images/wordpress")
 
     client = sdk_client(emulator)
     ubuntu_images = cloud_call(client, "DescribeImages", {
         "Filters": [{"Name": "image-type", "Values": ["PUBLIC_IMAGE"]}, {"Name": "platform", "Values": ["Ubuntu"]}],
     })["ImageSet"]  # fmt: skip
-    newest_ubuntu = max(ubuntu_images, key=lambda one: (one["CreatedTime"], one["ImageId"]))
+    # The cloud lists the WordPress image as a public Ubuntu image too; a PUBLIC_IMAGE lookup leaves it out.
+    assert WORDPRESS in {one["ImageId"] for one in ubuntu_images}
+    tencent_ubuntu = [one for one in ubuntu_images if one["ImageCreator"] == "tencent"]
+    newest_ubuntu = max(tencent_ubuntu, key=lambda one: (one["CreatedTime"], one["ImageId"]))
     ubuntu = status(objects.get("images", "ubuntu"))
     assert ubuntu["imageId"] == newest_ubuntu["ImageId"]
     assert ubuntu["imageType"] == "Public" and ubuntu["owner"] == "tencent" and ubuntu["platform"] == "Ubuntu"
@@ -34,13 +39,16 @@ def test_public_and_marketplace_images_are_adopted_and_never_deleted(
     wordpress = status(objects.get("images", "wordpress"))
     assert wordpress["imageId"] == WORDPRESS and wordpress["imageType"] == "Marketplace"
     assert wordpress["phase"] == "Available" and wordpress["cloudState"] == "NORMAL"
+    assert wordpress["owner"] not in (None, "tencent")
+    by_lookup = status(objects.wait_condition("images", "wp-lookup"))
+    assert by_lookup["imageId"] == WORDPRESS and by_lookup["imageType"] == "Marketplace"
 
     centos = status(objects.wait_condition("images", "centos7"))
     assert centos["imageId"] == "img-9qabwvbn" and centos["osName"] == "CentOS 7.6 64位"
 
     deletes_before = emulator.request_count("DeleteImages")
     modifies_before = emulator.request_count("ModifyImageAttribute")
-    for name in ("ubuntu", "wordpress", "centos7"):
+    for name in ("ubuntu", "wordpress", "centos7", "wp-lookup"):
         objects.delete("images", name)
         objects.wait_gone("images", name)
         assert any(event.reason == "Retained" for event in objects.events(name))

@@ -78,6 +78,9 @@ def test_share_rule_violations_stall_without_repeated_calls(
         assert objects.condition("imageshares", name, "Ready")["status"] == "False"  # type: ignore[index]
     message = objects.condition("imageshares", "self", "Stalled")["message"]  # type: ignore[index]
     assert OWNER in message and "spec.accountIds" in message
+    # Both are PUBLIC_IMAGE in the cloud; the vendor's ImageCreator tells the marketplace image apart.
+    assert "a marketplace image" in objects.condition("imageshares", "market", "Stalled")["message"]  # type: ignore[index]
+    assert "a public image" in objects.condition("imageshares", "public", "Stalled")["message"]  # type: ignore[index]
     assert "999999999999" in objects.condition("imageshares", "unknown", "Stalled")["message"]  # type: ignore[index]
 
     assert_no_calls_in_a_loop(emulator, operator)
@@ -113,6 +116,8 @@ def test_copy_rule_violations_stall_without_repeated_calls(
         stalled = objects.wait_condition("imagecopies", name, "Stalled", reason=reason, timeout=60)
         assert stalled["status"]["phase"] == "Failed"
     assert "spec.encrypt" in objects.condition("imagecopies", "same-region", "Stalled")["message"]  # type: ignore[index]
+    assert "a marketplace image" in objects.condition("imagecopies", "market", "Stalled")["message"]  # type: ignore[index]
+    assert "a public image" in objects.condition("imagecopies", "public", "Stalled")["message"]  # type: ignore[index]
     assert_no_calls_in_a_loop(emulator, operator)
     assert emulator.request_count("SyncImages") == 0
     listed = cast(

@@ -62,11 +62,16 @@ def image_spec(**fields: Any) -> ImageSpec:
 
 
 def test_image_status_maps_cloud_fields_and_type_words() -> None:
-    status = image_status(cloud_image(type="MARKET_IMAGE", creator="tencent", source="OFFICIAL"), NOW)
-    assert status["image_type"] == "Marketplace"
+    status = image_status(cloud_image(type="PUBLIC_IMAGE", creator="tencent", source="OFFICIAL"), NOW)
+    assert status["image_type"] == "Public"
     assert status["owner"] == "tencent"
     assert status["size_gb"] == 50 and status["progress"] == 100
-    for cloud_type, word in (("PUBLIC_IMAGE", "Public"), ("PRIVATE_IMAGE", "Custom"), ("SHARED_IMAGE", "Shared")):
+    # Marketplace is a public image made by a vendor: there is no marketplace ImageType.
+    vendor = image_status(cloud_image(type="PUBLIC_IMAGE", creator="251000000101", source="OFFICIAL"), NOW)
+    assert vendor["image_type"] == "Marketplace" and vendor["owner"] == "251000000101"
+    # Only the documented types get a word; a retired or unknown type gets none.
+    assert image_status(cloud_image(type="MARKET_IMAGE", creator="251000000101"), NOW)["image_type"] is None
+    for cloud_type, word in (("PRIVATE_IMAGE", "Custom"), ("SHARED_IMAGE", "Shared")):
         assert image_status(cloud_image(type=cloud_type), NOW)["image_type"] == word
 
 
@@ -128,11 +133,16 @@ def test_lookup_filters_and_exact_matching() -> None:
     assert lookup_filters(lookup) == {
         "image-type": ["PUBLIC_IMAGE"], "image-name": ["Ubuntu Server 22.04 LTS 64位"], "platform": ["Ubuntu"],
     }  # fmt: skip
-    exact = cloud_image(type="PUBLIC_IMAGE", name="Ubuntu Server 22.04 LTS 64位")
+    exact = cloud_image(type="PUBLIC_IMAGE", creator="tencent", name="Ubuntu Server 22.04 LTS 64位")
     assert matches_lookup(exact, lookup)
     # The cloud's name filter matches substrings; the lookup does not.
     assert not matches_lookup(replace(exact, name="Ubuntu Server 22.04 LTS 64位 GPU"), lookup)
-    assert not matches_lookup(replace(exact, type="MARKET_IMAGE"), lookup)
+    # A vendor's public image of the same name is a marketplace image, which a PUBLIC_IMAGE lookup leaves out.
+    vendor = replace(exact, creator="251000000101")
+    assert not matches_lookup(vendor, lookup)
+    market = ImageLookup(image_type="MARKET_IMAGE", name="Ubuntu Server 22.04 LTS 64位")
+    assert lookup_filters(market) == {"image-type": ["PUBLIC_IMAGE"], "image-name": ["Ubuntu Server 22.04 LTS 64位"]}
+    assert matches_lookup(vendor, market) and not matches_lookup(exact, market)
     # The family is matched on the answers: DescribeImages has no documented family filter.
     by_family = ImageLookup(image_type="PRIVATE_IMAGE", family="web")
     assert lookup_filters(by_family) == {"image-type": ["PRIVATE_IMAGE"]}

@@ -71,11 +71,15 @@ def test_plan_forgets_accounts_already_gone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("image_type", "word"),
-    [("PUBLIC_IMAGE", "public"), ("MARKET_IMAGE", "marketplace"), ("SHARED_IMAGE", "shared")],
+    ("image_type", "creator", "word"),
+    [
+        ("PUBLIC_IMAGE", "tencent", "a public image"),
+        ("PUBLIC_IMAGE", "251000000101", "a marketplace image"),
+        ("SHARED_IMAGE", B, "a shared image"),
+    ],
 )
-def test_only_own_custom_images_are_shareable(image_type: str, word: str) -> None:
-    blocked = share_rule_violation(cloud_image(type=image_type, creator="tencent"), [B], plan_shares([B], [], []))
+def test_only_own_custom_images_are_shareable(image_type: str, creator: str, word: str) -> None:
+    blocked = share_rule_violation(cloud_image(type=image_type, creator=creator), [B], plan_shares([B], [], []))
     assert blocked is not None and blocked.reason == "NotShareable"
     assert word in blocked.message
 
@@ -141,9 +145,11 @@ def test_custom_image_copies_to_other_regions() -> None:
     assert violation(cloud_image(), ["ap-shanghai", "ap-singapore"]) == ""
 
 
-@pytest.mark.parametrize("image_type", ["PUBLIC_IMAGE", "MARKET_IMAGE"])
-def test_public_and_marketplace_images_are_not_copyable(image_type: str) -> None:
-    assert violation(cloud_image(type=image_type, creator="tencent"), ["ap-shanghai"]) == "NotCopyable"
+@pytest.mark.parametrize(("creator", "word"), [("tencent", "a public image"), ("251000000101", "a marketplace image")])
+def test_public_and_marketplace_images_are_not_copyable(creator: str, word: str) -> None:
+    image = cloud_image(type="PUBLIC_IMAGE", creator=creator)
+    blocked = copy_rule_violation(image, "ap-guangzhou", ["ap-shanghai"], encrypt=False, name="web-golden")
+    assert blocked is not None and blocked.reason == "NotCopyable" and word in blocked.message
 
 
 def test_custom_image_into_its_own_region_needs_encrypt() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalogue import MARKET_IMAGE, PRIVATE_IMAGE, PUBLIC_IMAGE, SHARED_IMAGE
+from ..catalogue import PRIVATE_IMAGE, PUBLIC_IMAGE, SHARED_IMAGE
 from ..context import Call, Emulator
 from ..errors import ApiError, invalid_state_code
 from ..filters import MAX_IDS, Filter, build_where, exact, fuzzy
@@ -176,6 +176,7 @@ class ImageBackend:
                     check_image_id(image_id)
         rules = {
             "image-id": exact("i.image_id"),
+            # Values outside PUBLIC/PRIVATE/SHARED_IMAGE (such as the retired MARKET_IMAGE) match nothing.
             "image-type": exact(f"({TYPE_SQL_NUMBERED})"),
             "image-name": fuzzy("i.image_name"),
             "platform": fuzzy("i.platform"),
@@ -487,7 +488,7 @@ class ImageBackend:
         dry_run: bool,
     ) -> list[dict[str, str]]:
         source = self.found(call, image_id)
-        if source["visible_type"] in (PUBLIC_IMAGE, MARKET_IMAGE):
+        if source["visible_type"] == PUBLIC_IMAGE:  # marketplace images too
             raise ApiError(
                 "InvalidParameterValue.InvalidImageId",
                 f"The image `{image_id}` is a {source['visible_type']}; only custom and shared images can be copied.",

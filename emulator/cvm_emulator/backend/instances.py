@@ -131,7 +131,7 @@ def check_login(login: dict[str, Any], image: sqlite3.Row) -> list[str]:
     if keep is not None:
         if str(keep).lower() not in ("true", "false"):
             raise ApiError("InvalidParameterValue", '`LoginSettings.KeepImageLogin` must be "true" or "false".')
-        if str(keep).lower() == "true" and image["visible_type"] in ("PUBLIC_IMAGE", "MARKET_IMAGE"):
+        if str(keep).lower() == "true" and image["visible_type"] == "PUBLIC_IMAGE":
             raise ApiError(
                 "InvalidParameterValue", "`KeepImageLogin` is allowed only with custom, shared or imported images."
             )

@@ -35,13 +35,13 @@ KIND = "Image"
 Architecture = Literal["x86_64", "i386", "arm_64"]
 BootMode = Literal["Legacy BIOS", "UEFI"]
 LicenseType = Literal["TencentCloud", "BYOL"]
+# MARKET_IMAGE is not a cloud ImageType: it selects the marketplace part of PUBLIC_IMAGE (see lookup).
 LookupImageType = Literal["PUBLIC_IMAGE", "MARKET_IMAGE", "SHARED_IMAGE", "PRIVATE_IMAGE"]
 ImageType = Literal["Public", "Marketplace", "Custom", "Shared"]
 
-# Cloud ImageType (DescribeImages) to the status word.
+# Cloud ImageType (DescribeImages) to the status word; Marketplace comes from CloudImage.is_marketplace.
 IMAGE_TYPE_FROM_CLOUD: dict[str, ImageType] = {
     "PUBLIC_IMAGE": "Public",
-    "MARKET_IMAGE": "Marketplace",
     "PRIVATE_IMAGE": "Custom",
     "SHARED_IMAGE": "Shared",
 }
@@ -147,7 +147,11 @@ class ImageLookup(SpecModel):
     )
 
     image_type: LookupImageType = Field(
-        description="Cloud image type to search: PUBLIC_IMAGE, MARKET_IMAGE, SHARED_IMAGE or PRIVATE_IMAGE."
+        description=(
+            "Image type to search: PUBLIC_IMAGE (Tencent's own public images), MARKET_IMAGE (marketplace "
+            "images: public images made by a vendor, i.e. ImageCreator other than tencent), SHARED_IMAGE "
+            "or PRIVATE_IMAGE."
+        )
     )
     name: str | None = Field(default=None, min_length=1, max_length=IMAGE_NAME_MAX, description="Exact image name.")
     platform: str | None = Field(

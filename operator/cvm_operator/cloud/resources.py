@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Image types as DescribeImages reports them.
+# Image types as DescribeImages reports them. There is no marketplace type (MARKET_IMAGE was dropped
+# from the API in SDK 3.0.102): see CloudImage.is_marketplace.
 PUBLIC_IMAGE = "PUBLIC_IMAGE"
 PRIVATE_IMAGE = "PRIVATE_IMAGE"
 SHARED_IMAGE = "SHARED_IMAGE"
-MARKET_IMAGE = "MARKET_IMAGE"
+
+TENCENT_CREATOR = "tencent"
+"""ImageCreator of Tencent's own public images."""
 
 # Image states.
 IMAGE_CREATING = "CREATING"
@@ -41,7 +44,7 @@ class CloudImage:
     name: str
     description: str
     type: str
-    """PUBLIC_IMAGE, PRIVATE_IMAGE (custom), SHARED_IMAGE or MARKET_IMAGE."""
+    """PUBLIC_IMAGE, PRIVATE_IMAGE (custom) or SHARED_IMAGE."""
     state: str
     """CREATING, NORMAL, CREATEFAILED, SYNCING, IMPORTING or IMPORTFAILED."""
     os_name: str
@@ -51,13 +54,22 @@ class CloudImage:
     source: str
     """OFFICIAL, CREATE_IMAGE or EXTERNAL_IMPORT."""
     creator: str
-    """``tencent`` for public images, else the owner's account id."""
+    """``tencent`` for Tencent's public images, else the account that made the image."""
     created_time: str | None
     sync_percent: int | None
     family: str
     deprecated: bool
     tags: dict[str, str] = field(default_factory=dict)
     license_type: str = ""
+
+    @property
+    def is_marketplace(self) -> bool:
+        """A marketplace (云市场) image: public, but made by a vendor rather than Tencent.
+
+        DescribeImages has no field for it; marketplace images are offered to every account, so the
+        closest real fields are ImageType PUBLIC_IMAGE with an ImageCreator other than ``tencent``.
+        An image whose creator is not reported is taken as Tencent's own."""
+        return self.type == PUBLIC_IMAGE and self.creator.lower() not in ("", TENCENT_CREATOR)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> CloudImage:

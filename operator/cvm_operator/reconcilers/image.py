@@ -27,6 +27,7 @@ from cvm_operator.cloud.resources import (
     IMAGE_IMPORTING,
     IMAGE_NORMAL,
     IMAGE_SYNCING,
+    PUBLIC_IMAGE,
 )
 from cvm_operator.reconcilers.base import (
     UID_TAG,
@@ -43,6 +44,9 @@ from cvm_operator.reconcilers.outcomes import ObjectKey
 from cvm_operator.reconcilers.tags import tag_changes, tags_condition, with_uid_tag
 
 IMAGE_NAME_MAX = 60
+
+MARKET_IMAGE_LOOKUP = "MARKET_IMAGE"
+"""The lookup imageType for marketplace images (not a cloud ImageType)."""
 
 # Instance states in which CreateImage is accepted.
 _IMAGEABLE_INSTANCE_STATES = frozenset({"RUNNING", "STOPPED"})
@@ -67,12 +71,23 @@ def desired_tags(spec: ImageSpec, uid: str) -> dict[str, str]:
 def lookup_filters(lookup: ImageLookup) -> dict[str, list[str]]:
     """Documented DescribeImages filters narrowing the search; the rest is checked on the answers
     (the cloud has no family or owner filter, and its name and platform filters match substrings)."""
-    filters: dict[str, list[str]] = {"image-type": [str(lookup.image_type)]}
+    filters: dict[str, list[str]] = {"image-type": [cloud_image_type(lookup)]}
     if lookup.name is not None:
         filters["image-name"] = [lookup.name]
     if lookup.platform is not None:
         filters["platform"] = [lookup.platform]
     return filters
+
+
+def cloud_image_type(lookup: ImageLookup) -> str:
+    """The DescribeImages image-type a lookup asks for: marketplace images are PUBLIC_IMAGE there."""
+    return PUBLIC_IMAGE if lookup.image_type == MARKET_IMAGE_LOOKUP else str(lookup.image_type)
+
+
+def lookup_kind(image: CloudImage) -> str:
+    """The lookup imageType an image answers to. Public lookups leave out marketplace images, so a
+    vendor's image named like an official one is never chosen in its place."""
+    return MARKET_IMAGE_LOOKUP if image.is_marketplace else image.type
 
 
 def usable(image: CloudImage) -> bool:
@@ -82,7 +97,7 @@ def usable(image: CloudImage) -> bool:
 
 def matches_lookup(image: CloudImage, lookup: ImageLookup) -> bool:
     return (
-        image.type == lookup.image_type
+        lookup_kind(image) == lookup.image_type
         and (lookup.name is None or image.name == lookup.name)
         and (lookup.platform is None or image.platform.lower() == lookup.platform.lower())
         and (lookup.family is None or image.family == lookup.family)
@@ -146,7 +161,7 @@ def image_status(image: CloudImage, now: dt.datetime) -> dict[str, Any]:
     return {
         "image_id": image.image_id,
         "image_name": image.name or None,
-        "image_type": IMAGE_TYPE_FROM_CLOUD.get(image.type),
+        "image_type": "Marketplace" if image.is_marketplace else IMAGE_TYPE_FROM_CLOUD.get(image.type),
         "os_name": image.os_name or None,
         "platform": image.platform or None,
         "architecture": image.architecture or None,

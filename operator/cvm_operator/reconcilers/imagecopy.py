@@ -28,7 +28,6 @@ from cvm_operator.cloud.resources import (
     IMAGE_BUSY_STATES,
     IMAGE_FAILED_STATES,
     IMAGE_NORMAL,
-    MARKET_IMAGE,
     PRIVATE_IMAGE,
     PUBLIC_IMAGE,
     SHARED_IMAGE,
@@ -61,8 +60,8 @@ def copy_rule_violation(
     source: CloudImage, source_region: str, destinations: Sequence[str], *, encrypt: bool, name: str
 ) -> Blocked | None:
     """The first copy rule the spec breaks, as Blocked, or None. Only checks; calls nothing."""
-    if source.type in (PUBLIC_IMAGE, MARKET_IMAGE):
-        what = "a public" if source.type == PUBLIC_IMAGE else "a marketplace"
+    if source.type == PUBLIC_IMAGE:
+        what = "a marketplace" if source.is_marketplace else "a public"
         return Blocked(
             "NotCopyable",
             f"image {source.image_id} is {what} image; only custom and shared images can be copied "

@@ -22,7 +22,6 @@ from cvm_operator.cloud import CloudError, CloudImage, CvmApi
 from cvm_operator.cloud.resources import (
     IMAGE_BUSY_STATES,
     IMAGE_NORMAL,
-    MARKET_IMAGE,
     PRIVATE_IMAGE,
     PUBLIC_IMAGE,
     SHARED_IMAGE,
@@ -43,7 +42,7 @@ _SHARE_ERROR_REASONS = {
     "InvalidParameter.InstanceImageNotSupport": "NotShareable",
 }
 
-_TYPE_WORDS = {PUBLIC_IMAGE: "a public image", MARKET_IMAGE: "a marketplace image", SHARED_IMAGE: "a shared image"}
+_TYPE_WORDS = {PUBLIC_IMAGE: "a public image", SHARED_IMAGE: "a shared image"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def plan_shares(wanted: Iterable[str], cloud: Iterable[str], owned_before: Itera
 def share_rule_violation(image: CloudImage, wanted: Collection[str], plan: SharePlan) -> Blocked | None:
     """The first sharing rule the spec breaks, as Blocked, or None. Only checks; calls nothing."""
     if image.type != PRIVATE_IMAGE:
-        what = _TYPE_WORDS.get(image.type, f"of type {image.type}")
+        what = "a marketplace image" if image.is_marketplace else _TYPE_WORDS.get(image.type, f"of type {image.type}")
         return Blocked(
             "NotShareable",
             f"image {image.image_id} is {what}; only the account's own custom images can be shared",
