@@ -305,9 +305,9 @@ def test_reset_instance_changes_image_and_os(shared_emulator: EmulatorProcess) -
     # Reinstalling a stopped instance is allowed too; without ImageId the current image is used.
     call(client, "StopInstances", InstanceIds=[instance_id])
     wait_instance_state(client, instance_id, "STOPPED")
-    call(client, "ResetInstance", InstanceId=instance_id)
+    call(client, "ResetInstance", InstanceId=instance_id, HostName="web-renamed")
     done = wait_until(lambda: (i := instance(client, instance_id)) and i.LatestOperationState == "SUCCESS" and i)
-    assert done.ImageId == CENTOS
+    assert done.ImageId == CENTOS and done.HostName == "web-renamed"  # the reinstall sets the host name given
 
 
 def test_describe_instances_filters_and_paging(shared_emulator: EmulatorProcess) -> None:

@@ -365,7 +365,6 @@ def test_a_larger_system_disk_waits_for_the_next_reinstall_and_is_applied_by_it(
     reinstall_applies(objects, emulator, {"systemDisk": {"sizeGB": 80}}, ("SystemDisk", "DiskSize"), 80)
 
 
-@pytest.mark.xfail(reason="the emulator's ResetInstance does not apply HostName yet (the real one does)")
 def test_a_host_name_waits_for_the_next_reinstall_and_is_applied_by_it(
     operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess
 ) -> None:

@@ -574,12 +574,14 @@ class InstanceBackend:
         key_ids = check_login(login, image)
         check_host_name(host_name, image["platform"] == "Windows")
         system_disk["DiskSize"] = size
+        renamed = {"HostName": host_name} if host_name else {}  # ResetInstance sets the host name it is given
         self._set_details(
             row,
             SystemDisk=system_disk,
             KeyIds=key_ids,
             Architecture=image["architecture"],
             Cloudinit=bool(image["cloudinit"]),
+            **renamed,
         )
         # ImageId and OsName change when the reinstall completes; the instance then runs.
         self.transition(
