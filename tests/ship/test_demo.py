@@ -93,6 +93,10 @@ def test_demo_timeout_reports_what_is_not_ready_and_cleans_up(tmp_path: Path) ->
     assert "Instance cvm-demo/web-1: phase" in result.stdout
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.operator
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -102,7 +106,13 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     log = tmp_path / "demo.out"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(DEMO), "--realistic"], env=env, cwd=ROOT, stdout=out, stderr=out
+            [sys.executable, str(DEMO), "--realistic"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            # As from a terminal: a test worker may ignore SIGINT, and a child would inherit that.
+            preexec_fn=_default_sigint,
         )
     try:
         deadline = time.monotonic() + 180
