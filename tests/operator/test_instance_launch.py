@@ -66,14 +66,18 @@ def leaks(text: str) -> bool:
     return MARKER in text or encoded in text or encoded[:40] in text
 
 
-def test_every_launch_field_reaches_the_cloud_and_drift_is_put_back(
-    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
-) -> None:
-    client = sdk_client(emulator)
+def user_data_secret(objects: Objects, namespace: str) -> None:
     objects.core.create_namespaced_secret(namespace, kubernetes.client.V1Secret(
         metadata=kubernetes.client.V1ObjectMeta(name="web-init"),
         data={"user-data": base64.b64encode(USER_DATA.encode()).decode()},
     ))  # fmt: skip
+
+
+def test_every_launch_field_reaches_the_cloud_and_drift_is_put_back(
+    operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
+) -> None:
+    client = sdk_client(emulator)
+    user_data_secret(objects, namespace)
     body = instance_body(
         "web",
         image_id=UBUNTU,
@@ -276,10 +280,7 @@ def test_instance_set_replicas_carry_the_launch_settings_and_a_failed_launch_is_
     operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess, namespace: str
 ) -> None:
     client = sdk_client(emulator)
-    objects.core.create_namespaced_secret(namespace, kubernetes.client.V1Secret(
-        metadata=kubernetes.client.V1ObjectMeta(name="web-init"),
-        data={"user-data": base64.b64encode(USER_DATA.encode()).decode()},
-    ))  # fmt: skip
+    user_data_secret(objects, namespace)
     template = {
         "instanceType": "S5.MEDIUM2",
         "imageId": UBUNTU,
