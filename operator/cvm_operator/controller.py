@@ -58,7 +58,7 @@ class Controller:
     def __init__(
         self,
         runtime: Runtime,
-        reconcilers: Mapping[str, ManagedReconciler[Any]],
+        reconcilers: Mapping[str, ManagedReconciler[Any, Any]],
         workers: int = DEFAULT_WORKERS,
         peering: Peering | None = None,
     ) -> None:

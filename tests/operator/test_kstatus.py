@@ -239,7 +239,7 @@ class _ConflictingKube:
 
 
 class _NotMadeYet(ImageReconciler):
-    async def observe(self, ctx: Context[Any]) -> Observation:
+    async def observe(self, ctx: Context[Any]) -> Observation[Any]:
         return Observation(exists=False)
 
 

@@ -25,7 +25,7 @@ class _Kube:
 class _Importing(ImageReconciler):
     """An image the cloud is still importing."""
 
-    async def observe(self, ctx: Context[Any]) -> Observation:
+    async def observe(self, ctx: Context[Any]) -> Observation[Any]:
         return Observation(exists=True, up_to_date=True, ready=False, cloud_state="IMPORTING", reason="Importing")
 
 

@@ -13,7 +13,7 @@ from cvm_operator.reconcilers.imageshare import ImageShareReconciler
 from cvm_operator.reconcilers.instance import InstanceReconciler
 from cvm_operator.reconcilers.instanceset import InstanceSetReconciler
 
-RECONCILERS: dict[str, type[ManagedReconciler[Any]]] = {
+RECONCILERS: dict[str, type[ManagedReconciler[Any, Any]]] = {
     IMAGES: ImageReconciler,
     INSTANCES: InstanceReconciler,
     IMAGE_SHARES: ImageShareReconciler,

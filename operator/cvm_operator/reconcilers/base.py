@@ -86,8 +86,12 @@ class ExtraCondition:
     message: str = ""
 
 
+R = TypeVar("R")
+"""What a kind's observe finds and hands to create/update/delete (the cloud resource, or a plan)."""
+
+
 @dataclass
-class Observation:
+class Observation(Generic[R]):
     """What the cloud says about the object's resource, and what that means for the object."""
 
     exists: bool
@@ -104,10 +108,17 @@ class Observation:
     """The resource ended in a state only the user can fix (CREATEFAILED, IMPORTFAILED, ...)."""
     conditions: list[ExtraCondition] = field(default_factory=list)
     """Kind-specific conditions to record alongside Ready (written whenever the resource exists)."""
-    resource: Any = None
+    resource: R | None = None
     """The cloud resource as observed, handed to update/delete so they need not read it again."""
     requeue_after: float | None = None
     """Seconds until something is due (e.g. a scheduled run), when sooner than the regular poll."""
+
+    @property
+    def found(self) -> R:
+        """The resource observe handed on: update and delete run only on an observation that has one."""
+        if self.resource is None:
+            raise AssertionError("observe handed on no resource")
+        return self.resource
 
 
 @dataclass
@@ -168,7 +179,7 @@ async def find_lost_create(
     return max(found, key=lambda one: (one.created_time or "", ident(one))) if found else None
 
 
-class ManagedReconciler(ABC, Generic[M]):
+class ManagedReconciler(ABC, Generic[M, R]):
     """One kind's cloud logic in the observe/create/update/delete shape. Free of Kopf."""
 
     kind: ClassVar[str]
@@ -200,15 +211,15 @@ class ManagedReconciler(ABC, Generic[M]):
         return bool(obj.spec.deletion_policy == "Retain")
 
     @abstractmethod
-    async def observe(self, ctx: Context[M]) -> Observation:
+    async def observe(self, ctx: Context[M]) -> Observation[R]:
         """Read the cloud. Raise Waiting or Blocked when the object cannot be judged yet."""
 
     @abstractmethod
-    async def create(self, ctx: Context[M], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[M], observation: Observation[R]) -> dict[str, Any]:
         """Create the cloud resource (``observation`` says what observe found missing); return the status
         fields to record at once (its id)."""
 
-    async def update(self, ctx: Context[M], observation: Observation) -> dict[str, Any] | None:
+    async def update(self, ctx: Context[M], observation: Observation[R]) -> dict[str, Any] | None:
         """Bring an existing resource in line with the spec (only called when not up to date).
 
         May return status fields that the changes made (recorded over ``observation.status``), and may
@@ -217,7 +228,7 @@ class ManagedReconciler(ABC, Generic[M]):
         return None
 
     @abstractmethod
-    async def delete(self, ctx: Context[M], observation: Observation) -> Waiting | None:
+    async def delete(self, ctx: Context[M], observation: Observation[R]) -> Waiting | None:
         """Start or continue deleting; return Waiting while the cloud refuses or is still busy."""
 
     async def retain(self, body: Mapping[str, Any]) -> None:
@@ -228,7 +239,7 @@ class ManagedReconciler(ABC, Generic[M]):
         return True
 
 
-def _status_model(reconciler: ManagedReconciler[Any]) -> type[BaseStatus]:
+def _status_model(reconciler: ManagedReconciler[Any, Any]) -> type[BaseStatus]:
     annotation = reconciler.model.model_fields["status"].annotation
     assert isinstance(annotation, type) and issubclass(annotation, BaseStatus)
     return annotation
@@ -242,7 +253,7 @@ FIRST_LOOK = 1.0
 class Pass:
     """One reconcile pass under way: the status it builds and when to look next."""
 
-    reconciler: ManagedReconciler[Any]
+    reconciler: ManagedReconciler[Any, Any]
     key: ObjectKey
     uid: str
     generation: int
@@ -269,7 +280,7 @@ class Driver:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def reconcile(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> float:
+    async def reconcile(self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any]) -> float:
         """One level-triggered pass; returns the delay until the next one."""
         meta = body["metadata"]
         key = ObjectKey(str(body["kind"]), str(meta["namespace"]), str(meta["name"]))
@@ -279,7 +290,9 @@ class Driver:
         finally:
             self.runtime.unannounced.end(scope)
 
-    async def _reconcile(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], key: ObjectKey) -> float:
+    async def _reconcile(
+        self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any], key: ObjectKey
+    ) -> float:
         started = time.monotonic()
         meta = body["metadata"]
         old_status = _parse_status(_status_model(reconciler), body)
@@ -345,7 +358,7 @@ class Driver:
         else:
             pass_.reconciling("Creating", f"{reconciler.kind} is being created in the cloud", reconciler.creating_phase)
 
-    async def _create(self, pass_: Pass, ctx: Context[Any], observation: Observation) -> Observation:
+    async def _create(self, pass_: Pass, ctx: Context[Any], observation: Observation[Any]) -> Observation[Any]:
         """Create the missing resource, crash-safely; the observation to record for it."""
         reconciler = pass_.reconciler
         if observation.failed:
@@ -364,7 +377,7 @@ class Driver:
             return await reconciler.observe(ctx)
         return observation
 
-    async def _apply(self, pass_: Pass, ctx: Context[Any], observation: Observation) -> None:
+    async def _apply(self, pass_: Pass, ctx: Context[Any], observation: Observation[Any]) -> None:
         """Record an existing resource's state, update it when it differs from the spec, judge readiness."""
         reconciler = pass_.reconciler
         # What the cloud says is recorded even when the resource failed (its id, its state).
@@ -418,7 +431,7 @@ class Driver:
         pass_.delay = self._retry_delay(pass_.uid, config.stalled_interval, config.stalled_interval_max)
         pass_.result = "stalled"
 
-    async def finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
+    async def finalize(self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any]) -> Waiting | None:
         """Delete the cloud side per deletionPolicy; returns Waiting while that is not finished."""
         meta = body["metadata"]
         ref = audit.ObjectRef(str(body["kind"]), str(meta["namespace"]), str(meta["name"]), str(meta["uid"]))
@@ -428,7 +441,7 @@ class Driver:
         finally:
             self.runtime.unannounced.end(scope)
 
-    async def _finalize(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> Waiting | None:
+    async def _finalize(self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any]) -> Waiting | None:
         meta = body["metadata"]
         try:
             obj = reconciler.parse(body)
@@ -478,7 +491,7 @@ class Driver:
         self.runtime.attempts[uid] = attempt + 1
         return backoff(attempt, base=base, cap=cap)
 
-    async def _mark_create_pending(self, reconciler: ManagedReconciler[Any], ctx: Context[Any]) -> None:
+    async def _mark_create_pending(self, reconciler: ManagedReconciler[Any, Any], ctx: Context[Any]) -> None:
         """Record that a create is about to happen, and hold the finalizer, in one guarded write.
 
         If this process dies after the cloud call, the next pass sees the mark and finds the resource
@@ -498,7 +511,7 @@ class Driver:
         self.runtime.bodies.remember(updated)
         ctx.body = updated
 
-    async def _hold_finalizer(self, reconciler: ManagedReconciler[Any], ctx: Context[Any]) -> None:
+    async def _hold_finalizer(self, reconciler: ManagedReconciler[Any, Any], ctx: Context[Any]) -> None:
         """Objects found already in the cloud (adopted, or made before the finalizer existed) get it now."""
         meta = ctx.body["metadata"]
         finalizers = list(meta.get("finalizers") or [])
@@ -514,7 +527,7 @@ class Driver:
         self.runtime.bodies.remember(updated)
         ctx.body = updated
 
-    async def release(self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any]) -> None:
+    async def release(self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any]) -> None:
         """Drop the finalizer once the cloud side is cleaned, so that Kubernetes deletes the object."""
         meta = body["metadata"]
         finalizers = list(meta.get("finalizers") or [])
@@ -530,7 +543,7 @@ class Driver:
             )
 
     async def _write_status(
-        self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
+        self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
     ) -> None:
         before, after = old.to_wire(), new.to_wire()
         if before == after:
@@ -546,7 +559,7 @@ class Driver:
         self._announce(reconciler, body, old, new)
 
     def _announce(
-        self, reconciler: ManagedReconciler[Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
+        self, reconciler: ManagedReconciler[Any, Any], body: Mapping[str, Any], old: BaseStatus, new: BaseStatus
     ) -> None:
         """An Event when an object becomes Ready, becomes Stalled, or stops being Ready; the steps of
         getting there (Creating, Launching...) are in its conditions, not in Events (one per object)."""

@@ -202,7 +202,7 @@ def attribute_changes(spec: ImageSpec, object_name: str, image: CloudImage) -> A
     )  # fmt: skip
 
 
-def judge_image(image: CloudImage, now: dt.datetime) -> Observation:
+def judge_image(image: CloudImage, now: dt.datetime) -> Observation[CloudImage]:
     """What the cloud state of an image means for the object (without the spec comparison)."""
     status = image_status(image, now)
     if image.state in _FAILURE_REASON:
@@ -291,7 +291,7 @@ def _now() -> dt.datetime:
 # ---------------------------------------------------------------- reconciler
 
 
-class ImageReconciler(ManagedReconciler[Image]):
+class ImageReconciler(ManagedReconciler[Image, CloudImage]):
     kind = "Image"
     plural = IMAGES
     model = Image
@@ -306,7 +306,7 @@ class ImageReconciler(ManagedReconciler[Image]):
         # Images observed through source.existing are never ours to delete.
         return obj.spec.source.existing is not None or obj.spec.deletion_policy == "Retain"
 
-    async def observe(self, ctx: Context[Image]) -> Observation:
+    async def observe(self, ctx: Context[Image]) -> Observation[CloudImage]:
         if ctx.obj.spec.source.existing is not None:
             return await self._observe_existing(ctx)
         image = await self._find_created(ctx)
@@ -338,7 +338,7 @@ class ImageReconciler(ManagedReconciler[Image]):
             observation.conditions.append(tags_condition(desired, image.tags))
         return observation
 
-    async def _observe_existing(self, ctx: Context[Image]) -> Observation:
+    async def _observe_existing(self, ctx: Context[Image]) -> Observation[CloudImage]:
         existing = ctx.obj.spec.source.existing
         assert existing is not None
         if existing.image_id is not None:
@@ -410,7 +410,7 @@ class ImageReconciler(ManagedReconciler[Image]):
             )
         return str(instance_id)
 
-    async def create(self, ctx: Context[Image], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[Image], observation: Observation[CloudImage]) -> dict[str, Any]:
         spec = ctx.obj.spec
         name = desired_image_name(spec, str(ctx.obj.metadata.name))
         tags = desired_tags(spec, ctx.uid)
@@ -459,8 +459,8 @@ class ImageReconciler(ManagedReconciler[Image]):
         image = newest(mine)
         return image.image_id if image is not None else None
 
-    async def update(self, ctx: Context[Image], observation: Observation) -> None:
-        image = observation.resource
+    async def update(self, ctx: Context[Image], observation: Observation[CloudImage]) -> None:
+        image = observation.found
         if ctx.obj.spec.source.existing is not None or not isinstance(image, CloudImage) or image.state != IMAGE_NORMAL:
             return None  # images from source.existing are never changed
         changes = attribute_changes(ctx.obj.spec, str(ctx.obj.metadata.name), image)
@@ -478,7 +478,7 @@ class ImageReconciler(ManagedReconciler[Image]):
             name = resource_name(ctx.api.region, image.creator, "image", image.image_id)
             await ctx.session.tags().modify_resource_tags(name, tags.replace, tags.delete)
 
-    async def delete(self, ctx: Context[Image], observation: Observation) -> Waiting | None:
+    async def delete(self, ctx: Context[Image], observation: Observation[CloudImage]) -> Waiting | None:
         image_id = str(observation.status.get("image_id") or "")
         if observation.cloud_state in IMAGE_BUSY_STATES:
             return Waiting(

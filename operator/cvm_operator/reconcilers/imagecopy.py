@@ -155,7 +155,7 @@ class CopyPlan:
     """Image objects of ours that point to a copy that no longer exists."""
 
 
-class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
+class ImageCopyReconciler(ManagedReconciler[ImageCopy, CopyPlan]):
     kind: ClassVar[str] = "ImageCopy"
     plural: ClassVar[str] = IMAGE_COPIES
     model = ImageCopy
@@ -179,7 +179,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
 
     # ------------------------------------------------------------------ observe
 
-    async def observe(self, ctx: Context[ImageCopy]) -> Observation:
+    async def observe(self, ctx: Context[ImageCopy]) -> Observation[CopyPlan]:
         if ctx.deleting:
             return await self._observe_for_deletion(ctx)
         spec = ctx.obj.spec
@@ -277,9 +277,9 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
 
     # ------------------------------------------------------------------ create and update
 
-    async def create(self, ctx: Context[ImageCopy], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[ImageCopy], observation: Observation[CopyPlan]) -> dict[str, Any]:
         """The first SyncImages (the driver has just set the create-pending mark)."""
-        plan: CopyPlan = observation.resource
+        plan = observation.found
         await self._sync(ctx, plan)
         return {
             "source_image_id": plan.source_image.image_id,
@@ -287,8 +287,8 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
             "copies": [plan.copies[region] for region in ctx.obj.spec.destination_regions if region in plan.copies],
         }
 
-    async def update(self, ctx: Context[ImageCopy], observation: Observation) -> dict[str, Any] | None:
-        plan: CopyPlan = observation.resource
+    async def update(self, ctx: Context[ImageCopy], observation: Observation[CopyPlan]) -> dict[str, Any] | None:
+        plan = observation.found
         for object_name in plan.objects_stale:
             await self.runtime.kube.delete(IMAGES, ctx.key.namespace, object_name)
         for copy in plan.objects_missing:
@@ -369,7 +369,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
 
     # ------------------------------------------------------------------ delete
 
-    async def _observe_for_deletion(self, ctx: Context[ImageCopy]) -> Observation:
+    async def _observe_for_deletion(self, ctx: Context[ImageCopy]) -> Observation[CopyPlan]:
         """Recorded copies, and copies a SyncImages made whose result was lost (found by name after the mark)."""
         recorded = {copy.region: copy for copy in ctx.obj.status.copies if copy.image_id}
         regions = list(dict.fromkeys([*recorded, *ctx.obj.spec.destination_regions]))
@@ -396,7 +396,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy]):
         for image in await self.runtime.kube.list(IMAGES, namespace, f"{COPY_LABEL}={meta['name']}"):
             await self.runtime.kube.orphan(IMAGES, namespace, str(image["metadata"]["name"]), str(meta["uid"]))
 
-    async def delete(self, ctx: Context[ImageCopy], observation: Observation) -> Waiting | None:
+    async def delete(self, ctx: Context[ImageCopy], observation: Observation[CopyPlan]) -> Waiting | None:
         objects = await self.runtime.kube.list(IMAGES, ctx.key.namespace, f"{COPY_LABEL}={ctx.key.name}")
         for body in objects:
             await self.runtime.kube.delete(IMAGES, ctx.key.namespace, str(body["metadata"]["name"]))

@@ -239,11 +239,22 @@ class SchedulePlan:
         )
 
 
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What a deleting schedule found: its Images under deletionPolicy Retain, still owned by it."""
+
+    retained: list[str]
+
+
+ScheduleFindings = SchedulePlan | ReleasePlan
+"""What observe hands on: a plan, or, while deleting, the Images to release."""
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
+class ImageScheduleReconciler(ManagedReconciler[ImageSchedule, ScheduleFindings]):
     kind: ClassVar[str] = "ImageSchedule"
     plural: ClassVar[str] = IMAGE_SCHEDULES
     model = ImageSchedule
@@ -256,7 +267,7 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
 
     # ------------------------------------------------------------------ observe
 
-    async def observe(self, ctx: Context[ImageSchedule]) -> Observation:
+    async def observe(self, ctx: Context[ImageSchedule]) -> Observation[ScheduleFindings]:
         if ctx.deleting:
             return await self._observe_for_deletion(ctx)
         spec, status = ctx.obj.spec, ctx.obj.status
@@ -326,7 +337,7 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
 
         wakes = [moment for moment in (decision.next_time, retention.next_deletion) if moment is not None]
         requeue = max(0.0, (min(wakes) - now).total_seconds()) if wakes else None
-        observation = Observation(
+        observation: Observation[ScheduleFindings] = Observation(
             exists=True,
             up_to_date=not plan.changes,
             status=observed,
@@ -338,7 +349,7 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
 
     def _judge(
         self,
-        observation: Observation,
+        observation: Observation[ScheduleFindings],
         ctx: Context[ImageSchedule],
         in_progress: Sequence[Run],
         waiting: str,
@@ -396,11 +407,14 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
 
     # ------------------------------------------------------------------ create and update
 
-    async def create(self, ctx: Context[ImageSchedule], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[ImageSchedule], observation: Observation[ScheduleFindings]) -> dict[str, Any]:
         raise AssertionError("observe always reports the schedule as existing")  # pragma: no cover
 
-    async def update(self, ctx: Context[ImageSchedule], observation: Observation) -> dict[str, Any] | None:
-        plan: SchedulePlan = observation.resource
+    async def update(
+        self, ctx: Context[ImageSchedule], observation: Observation[ScheduleFindings]
+    ) -> dict[str, Any] | None:
+        plan = observation.found
+        assert isinstance(plan, SchedulePlan)  # a ReleasePlan only while deleting
         decision, retention = plan.decision, plan.retention
         namespace = ctx.key.namespace
         changed: dict[str, Any] = {}
@@ -508,7 +522,7 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
 
     # ------------------------------------------------------------------ delete
 
-    async def _observe_for_deletion(self, ctx: Context[ImageSchedule]) -> Observation:
+    async def _observe_for_deletion(self, ctx: Context[ImageSchedule]) -> Observation[ScheduleFindings]:
         """Images that are Retain and still owned: they are released before the collector sees them."""
         images = await self.runtime.kube.list(IMAGES, ctx.key.namespace, f"{SCHEDULE_LABEL}={ctx.key.name}")
         retained = [
@@ -516,10 +530,12 @@ class ImageScheduleReconciler(ManagedReconciler[ImageSchedule]):
             for body in images
             if owned_by(body, ctx.uid) and (body.get("spec") or {}).get("deletionPolicy") == "Retain"
         ]
-        return Observation(exists=bool(retained), resource=retained)
+        return Observation(exists=bool(retained), resource=ReleasePlan(retained))
 
-    async def delete(self, ctx: Context[ImageSchedule], observation: Observation) -> Waiting | None:
-        retained: list[str] = observation.resource
+    async def delete(self, ctx: Context[ImageSchedule], observation: Observation[ScheduleFindings]) -> Waiting | None:
+        release = observation.found
+        assert isinstance(release, ReleasePlan)  # observe hands delete nothing else
+        retained = release.retained
         for name in retained:
             await self.runtime.kube.orphan(IMAGES, ctx.key.namespace, name, ctx.uid)
         self.runtime.post(

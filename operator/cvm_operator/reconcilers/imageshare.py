@@ -77,6 +77,10 @@ def plan_shares(wanted: Iterable[str], cloud: Iterable[str], owned_before: Itera
     )
 
 
+SharePass = tuple[ImageTarget, SharePlan]
+"""What observe hands to update: the image shared, and what to change."""
+
+
 def share_rule_violation(image: CloudImage, wanted: Collection[str], plan: SharePlan) -> Blocked | None:
     """The first sharing rule the spec breaks, as Blocked, or None. Only checks; calls nothing."""
     if image.type != PRIVATE_IMAGE:
@@ -106,7 +110,7 @@ def blocked_by_share_error(error: CloudError, image_id: str) -> Blocked | None:
     return Blocked(reason, f"sharing image {image_id}: {error.code}: {error.message}")
 
 
-class ImageShareReconciler(ManagedReconciler[ImageShare]):
+class ImageShareReconciler(ManagedReconciler[ImageShare, SharePass]):
     kind: ClassVar[str] = "ImageShare"
     plural: ClassVar[str] = IMAGE_SHARES
     model = ImageShare
@@ -126,7 +130,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
         assert spec.image_id is not None and spec.region is not None  # the model guarantees one of both
         return ImageTarget(spec.image_id, spec.region)
 
-    async def observe(self, ctx: Context[ImageShare]) -> Observation:
+    async def observe(self, ctx: Context[ImageShare]) -> Observation[SharePass]:
         target = await self._target(ctx)
         api = ctx.session.cvm(target.region)
         if ctx.deleting:
@@ -166,7 +170,9 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
             resource=(target, plan),
         )
 
-    async def _observe_for_deletion(self, ctx: Context[ImageShare], api: CvmApi, target: ImageTarget) -> Observation:
+    async def _observe_for_deletion(
+        self, ctx: Context[ImageShare], api: CvmApi, target: ImageTarget
+    ) -> Observation[SharePass]:
         try:
             cloud = await api.describe_share_permission(target.image_id)
         except CloudError as error:
@@ -179,11 +185,11 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
             status={"image_id": target.image_id, "region": target.region, "shared_accounts": held},
         )
 
-    async def create(self, ctx: Context[ImageShare], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[ImageShare], observation: Observation[SharePass]) -> dict[str, Any]:
         raise AssertionError("observe always reports the share list as existing")  # pragma: no cover
 
-    async def update(self, ctx: Context[ImageShare], observation: Observation) -> dict[str, Any]:
-        target, plan = observation.resource
+    async def update(self, ctx: Context[ImageShare], observation: Observation[SharePass]) -> dict[str, Any]:
+        target, plan = observation.found
         api = ctx.session.cvm(target.region)
         if plan.cancel:
             await api.unshare_image(target.image_id, plan.cancel)
@@ -209,7 +215,7 @@ class ImageShareReconciler(ManagedReconciler[ImageShare]):
         record = {"imageId": target.image_id, "region": target.region, "sharedAccounts": sorted(owned)}
         await self.runtime.kube.patch_status(self.plural, str(meta["namespace"]), str(meta["name"]), record)
 
-    async def delete(self, ctx: Context[ImageShare], observation: Observation) -> Waiting | None:
+    async def delete(self, ctx: Context[ImageShare], observation: Observation[SharePass]) -> Waiting | None:
         held: list[str] = observation.status.get("shared_accounts") or []
         image_id = str(observation.status["image_id"])
         if held:

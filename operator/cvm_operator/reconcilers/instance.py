@@ -310,7 +310,7 @@ def observe_instance(
     default_name: str = "",
     *,
     batch: str | None = None,
-) -> Observation:
+) -> Observation[InstanceUpdate]:
     """The observation of an existing instance: the verdict, plus tag and attribute drift when compared.
 
     Drift alone makes the object not up to date (Updating); with a pending action the action's
@@ -348,7 +348,7 @@ def observe_instance(
 # ---------------------------------------------------------------- reconciler
 
 
-class InstanceReconciler(ManagedReconciler[Instance]):
+class InstanceReconciler(ManagedReconciler[Instance, InstanceUpdate]):
     kind = "Instance"
     plural = INSTANCES
     model = Instance
@@ -356,7 +356,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
     ready_phase = "Running"
     observe_after_create = True
 
-    async def observe(self, ctx: Context[Instance]) -> Observation:
+    async def observe(self, ctx: Context[Instance]) -> Observation[InstanceUpdate]:
         instance = await self._find(ctx)
         batch = ctx.annotation(LAUNCH_BATCH)
         known_id = ctx.obj.status.instance_id or ctx.annotation(ASSIGNED_INSTANCE)
@@ -437,7 +437,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
     async def _login(self, ctx: Context[Instance]) -> LoginSettings:
         return await login_settings(ctx.runtime, ctx.key.namespace, ctx.obj.spec.login_settings)
 
-    async def create(self, ctx: Context[Instance], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[Instance], observation: Observation[InstanceUpdate]) -> dict[str, Any]:
         spec = ctx.obj.spec
         image_id = await self._desired_image(ctx, strict=True)
         assert image_id is not None
@@ -455,7 +455,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
         )
         return {"instance_id": instance_id, "image_id": image_id, "zone": spec.zone}
 
-    async def update(self, ctx: Context[Instance], observation: Observation) -> None:
+    async def update(self, ctx: Context[Instance], observation: Observation[InstanceUpdate]) -> None:
         planned = observation.resource
         assert isinstance(planned, InstanceUpdate)
         instance, action = planned.instance, planned.verdict.action
@@ -503,7 +503,7 @@ class InstanceReconciler(ManagedReconciler[Instance]):
             user_data=encoded,
         )
 
-    async def delete(self, ctx: Context[Instance], observation: Observation) -> Waiting | None:
+    async def delete(self, ctx: Context[Instance], observation: Observation[InstanceUpdate]) -> Waiting | None:
         instance_id = str(observation.status.get("instance_id"))
         if observation.cloud_state == INSTANCE_TERMINATING:
             return Waiting("Terminating", f"instance {instance_id} is being terminated", phase="Deleting")

@@ -201,7 +201,7 @@ async def _bounded(tasks: Iterable[Awaitable[Any]]) -> list[Any]:
     return list(await asyncio.gather(*(one(task) for task in tasks)))
 
 
-class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
+class InstanceSetReconciler(ManagedReconciler[InstanceSet, SetPlan]):
     kind: ClassVar[str] = "InstanceSet"
     plural: ClassVar[str] = INSTANCE_SETS
     model = InstanceSet
@@ -246,10 +246,14 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
         what = "does not exist" if body is None else "is not Ready"
         raise Waiting("ImageNotReady", f"waiting for Image {name!r}, which {what}", on=dependency)
 
-    async def observe(self, ctx: Context[InstanceSet]) -> Observation:
+    async def observe(self, ctx: Context[InstanceSet]) -> Observation[SetPlan]:
         if ctx.obj.metadata.deletion_timestamp is not None:
             members = await self._members(ctx)
-            return Observation(exists=bool(members), resource=members)
+            going = SetPlan(
+                image=ctx.obj.status.update_image_id or "",
+                bodies={str(body["metadata"]["name"]): body for body in members},
+            )
+            return Observation(exists=bool(members), resource=going)
         if len(ctx.key.name) > MAX_SET_NAME:
             raise Blocked(
                 "NameTooLong",
@@ -356,11 +360,11 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
 
     # ------------------------------------------------------------------ create and update
 
-    async def create(self, ctx: Context[InstanceSet], observation: Observation) -> dict[str, Any]:
+    async def create(self, ctx: Context[InstanceSet], observation: Observation[SetPlan]) -> dict[str, Any]:
         return {}  # never called: a set always exists (observe says so); its replicas are made in update
 
-    async def update(self, ctx: Context[InstanceSet], observation: Observation) -> dict[str, Any] | None:
-        plan: SetPlan = observation.resource
+    async def update(self, ctx: Context[InstanceSet], observation: Observation[SetPlan]) -> dict[str, Any] | None:
+        plan = observation.found
         if plan.pending:
             for launch in plan.pending:
                 await self._launch(ctx, launch, plan.pending)
@@ -528,8 +532,8 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet]):
 
     # ------------------------------------------------------------------ delete
 
-    async def delete(self, ctx: Context[InstanceSet], observation: Observation) -> Waiting | None:
-        members: list[Mapping[str, Any]] = observation.resource
+    async def delete(self, ctx: Context[InstanceSet], observation: Observation[SetPlan]) -> Waiting | None:
+        members = list(observation.found.bodies.values())
         going = [body for body in members if body["metadata"].get("deletionTimestamp") is None]
         await _bounded(
             self.runtime.kube.delete(INSTANCES, ctx.key.namespace, str(body["metadata"]["name"])) for body in going
