@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tencentcloud.common import credential  # noqa: E402
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException  # noqa: E402
 from tencentcloud.common.profile.client_profile import ClientProfile  # noqa: E402
 from tencentcloud.common.profile.http_profile import HttpProfile  # noqa: E402
 from tencentcloud.cvm.v20170312 import cvm_client_async, models  # noqa: E402
@@ -64,29 +65,42 @@ def describe_request(offset: int) -> models.DescribeImagesRequest:
 
 
 async def seed_images(process: EmulatorProcess, count: int, concurrency: int) -> float:
+    """``count`` custom images, made by ``concurrency`` workers from an instance each (the cloud makes
+    one image at a time per instance)."""
     started = time.perf_counter()
     async with async_sdk_client(process) as client:
         run = models.RunInstancesRequest()
-        run.from_json_string(json.dumps({"Placement": {"Zone": "ap-guangzhou-3"}, "ImageId": "img-487zeit5"}))
-        instance_id = (await client.RunInstances(run)).InstanceIdSet[0]
+        run.from_json_string(
+            json.dumps(
+                {"Placement": {"Zone": "ap-guangzhou-3"}, "ImageId": "img-487zeit5", "InstanceCount": concurrency}
+            )
+        )
+        instance_ids = list((await client.RunInstances(run)).InstanceIdSet)
         while True:
             status = models.DescribeInstancesStatusRequest()
-            status.InstanceIds = [instance_id]
-            states = (await client.DescribeInstancesStatus(status)).InstanceStatusSet
-            if states and states[0].InstanceState == "RUNNING":
+            status.InstanceIds = instance_ids
+            states = (await client.DescribeInstancesStatus(status)).InstanceStatusSet or []
+            if len(states) == len(instance_ids) and all(state.InstanceState == "RUNNING" for state in states):
                 break
             await asyncio.sleep(0.1)
         queue = list(range(count))
 
-        async def worker() -> None:
+        async def worker(instance_id: str) -> None:
             while queue:
                 n = queue.pop()
                 req = models.CreateImageRequest()
                 req.ImageName = f"bench-{n:04d}"
                 req.InstanceId = instance_id
-                await client.CreateImage(req)
+                while True:
+                    try:
+                        await client.CreateImage(req)
+                        break
+                    except TencentCloudSDKException as error:
+                        if error.get_code() != "OperationDenied.InstanceOperationInProgress":
+                            raise
+                        await asyncio.sleep(0.1)  # its previous image is still being made
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(instance_id) for instance_id in instance_ids))
     return time.perf_counter() - started
 
 
