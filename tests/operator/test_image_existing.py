@@ -49,9 +49,10 @@ def test_public_and_marketplace_images_are_adopted_and_never_deleted(
     deletes_before = emulator.request_count("DeleteImages")
     modifies_before = emulator.request_count("ModifyImageAttribute")
     for name in ("ubuntu", "wordpress", "centos7", "wp-lookup"):
+        # Deleting an observed image has nothing to do in the cloud: no finalizer holds the object.
+        assert not (objects.get("images", name) or {})["metadata"].get("finalizers")
         objects.delete("images", name)
         objects.wait_gone("images", name)
-        assert any(event.reason == "Retained" for event in objects.events(name))
     assert emulator.request_count("DeleteImages") == deletes_before == 0
     assert emulator.request_count("ModifyImageAttribute") == modifies_before == 0
     for image_id in (ubuntu["imageId"], WORDPRESS, "img-9qabwvbn"):

@@ -210,6 +210,11 @@ class ManagedReconciler(ABC, Generic[M, R]):
         """True when deleting the object must leave the cloud side alone."""
         return bool(obj.spec.deletion_policy == "Retain")
 
+    def holds_finalizer(self, obj: M) -> bool:
+        """False for objects whose deletion has nothing to do at all (not even under Retain): Kubernetes
+        may delete them at once, and they cost no write to hold the finalizer."""
+        return True
+
     @abstractmethod
     async def observe(self, ctx: Context[M]) -> Observation[R]:
         """Read the cloud. Raise Waiting or Blocked when the object cannot be judged yet."""
@@ -500,13 +505,14 @@ class Driver:
         """
         meta = ctx.body["metadata"]
         finalizers = list(meta.get("finalizers") or [])
+        held = FINALIZER in finalizers or not reconciler.holds_finalizer(ctx.obj)
         updated = await self.runtime.kube.patch_metadata(
             reconciler.plural,
             str(meta["namespace"]),
             str(meta["name"]),
             str(meta["resourceVersion"]),
             annotations={CREATE_PENDING: utc_now().isoformat()},
-            finalizers=None if FINALIZER in finalizers else [*finalizers, FINALIZER],
+            finalizers=None if held else [*finalizers, FINALIZER],
         )
         self.runtime.bodies.remember(updated)
         ctx.body = updated
@@ -515,7 +521,7 @@ class Driver:
         """Objects found already in the cloud (adopted, or made before the finalizer existed) get it now."""
         meta = ctx.body["metadata"]
         finalizers = list(meta.get("finalizers") or [])
-        if FINALIZER in finalizers:
+        if FINALIZER in finalizers or not reconciler.holds_finalizer(ctx.obj):
             return
         updated = await self.runtime.kube.patch_metadata(
             reconciler.plural,

@@ -306,6 +306,10 @@ class ImageReconciler(ManagedReconciler[Image, CloudImage]):
         # Images observed through source.existing are never ours to delete.
         return obj.spec.source.existing is not None or obj.spec.deletion_policy == "Retain"
 
+    def holds_finalizer(self, obj: Image) -> bool:
+        # An observed image is not ours: deleting its object touches nothing in the cloud.
+        return obj.spec.source.existing is None
+
     async def observe(self, ctx: Context[Image]) -> Observation[CloudImage]:
         if ctx.obj.spec.source.existing is not None:
             return await self._observe_existing(ctx)
