@@ -161,7 +161,7 @@ class Controller:
             return None  # nothing of ours to clean; Kubernetes deletes it
         waiting = await self.driver.finalize(reconciler, body)
         if waiting is not None:
-            return self.runtime.config.progress_interval
+            return self.runtime.config.progress_interval if waiting.delay is None else waiting.delay
         try:
             await self.driver.release(reconciler, body)
         except Conflict:

@@ -26,7 +26,7 @@ import secrets
 import string
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
@@ -367,7 +367,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet, SetPlan]):
         plan = observation.found
         if plan.pending:
             for launch in plan.pending:
-                await self._launch(ctx, launch, plan.pending)
+                await self._launch(ctx, launch, plan.pending, plan.bodies.keys())
             await self._record_launches(ctx, [])
             return {"pending_launches": []}  # the replicas exist now; the next pass judges them
         namespace = ctx.key.namespace
@@ -402,7 +402,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet, SetPlan]):
         if launches:
             await self._record_launches(ctx, launches)
             for launch in launches:
-                await self._launch(ctx, launch, launches)
+                await self._launch(ctx, launch, launches, plan.bodies.keys())
             await self._record_launches(ctx, [])
         if plan.failed is not None:
             replica = plan.failed
@@ -420,10 +420,15 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet, SetPlan]):
         await self.runtime.kube.patch_status(self.plural, ctx.key.namespace, ctx.key.name, {"pendingLaunches": record})
 
     async def _launch(
-        self, ctx: Context[InstanceSet], launch: PendingLaunch, recorded: Sequence[PendingLaunch]
+        self,
+        ctx: Context[InstanceSet],
+        launch: PendingLaunch,
+        recorded: Sequence[PendingLaunch],
+        existing: Collection[str],
     ) -> None:
         """One RunInstances call for a batch (again, with the same token, after a crash), then an Instance
-        object for each of its instances that has none, made with the instance's id."""
+        object for each of its instances that has none (``existing``: the replicas observe found), made
+        with the instance's id."""
         template = ctx.obj.spec.template.spec
         prefix = ctx.key.name[: MAX_CLOUD_NAME - BATCH_ID_LENGTH - 6]
         try:
@@ -457,7 +462,6 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet, SetPlan]):
             for instance_id, index in sorted(indexes.items(), key=lambda item: item[1] or 0)
             if index is not None
         ]
-        existing = {str(body["metadata"]["name"]) for body in await self._members(ctx)}
         await self._create_replicas(ctx, [body for body in bodies if body["metadata"]["name"] not in existing])
         self.runtime.post(
             ctx.body,
