@@ -381,6 +381,21 @@ class Bench:
         ]  # fmt: skip
         return Process(command, self.work / f"{name}.log", self.env).start()
 
+    async def settled(
+        self, namespace: str, quiet: float = 2.0, limit: float = 30.0
+    ) -> tuple[dict[tuple[str, str, str], float], tuple[int, int]]:
+        """Writes and Events once they stop growing: Events are posted after the Ready they announce, and
+        counting at the last Ready would leave those still in flight out."""
+        deadline = time.monotonic() + limit
+        last = (await self.kube.writes(), await self.kube.events(namespace))
+        while time.monotonic() < deadline:
+            await asyncio.sleep(quiet)
+            now = (await self.kube.writes(), await self.kube.events(namespace))
+            if now == last:
+                break
+            last = now
+        return last
+
     async def launch(
         self, namespace: str, plural: str, count: int, make: Callable[[str], dict[str, Any]], operator: Process | None
     ) -> dict[str, Any]:
@@ -403,7 +418,8 @@ class Bench:
         created = time.monotonic() - started
         ready_at = await watch.wait(self.args.timeout)
         seconds = ready_at - started
-        writes = delta(await self.kube.writes(), writes_before)
+        writes, (event_objects, event_count) = await self.settled(namespace)
+        writes = delta(writes, writes_before)
         calls = delta(calls_by_action(self.emulator), calls_before)
         object_writes = {
             f"{verb} {plural}{'/' + sub if sub else ''}": value
@@ -411,7 +427,6 @@ class Bench:
             if resource == plural
         }
         operator_writes = sum(object_writes.values()) - count  # less the benchmark's own creates
-        event_objects, event_count = await self.kube.events(namespace)
         result: dict[str, Any] = {
             "objects": count,
             "seconds_to_all_ready": round(seconds, 2),
