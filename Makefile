@@ -30,9 +30,7 @@ lint: $(STAMP)
 image: $(STAMP)
 	$(PY) hack/image.py build
 
-# On a fresh machine the control plane's Go build (CPU) and the image build (mostly downloads) overlap.
-test: $(STAMP)
-	$(MAKE) --jobs=3 controlplane lint image
+test: setup lint image
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 crds: $(STAMP)
