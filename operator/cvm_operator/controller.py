@@ -21,7 +21,7 @@ from cvm_operator.kube import Conflict
 from cvm_operator.peering import Peering
 from cvm_operator.reconcilers.base import CREATE_PENDING, FINALIZER, Driver, ManagedReconciler
 from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.runtime import Runtime, object_key
+from cvm_operator.reconcilers.runtime import Runtime, namespace_key, object_key
 from cvm_operator.workqueue import QueueShutDown, WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,13 @@ class Controller:
         elif _runs_again(self.runtime.bodies.remember(body), body):
             self.queue.add(key)
         for waiter in self.runtime.wakeups.changed(key):
+            self.queue.add(waiter)
+
+    def namespace_changed(self, name: str) -> None:
+        """A namespace's watch event: its labels may now allow (or refuse) the default account."""
+        if self.runtime.namespaces is not None:
+            self.runtime.namespaces.forget(name)
+        for waiter in self.runtime.wakeups.changed(namespace_key(name)):
             self.queue.add(waiter)
 
     def _forget(self, key: ObjectKey, body: Mapping[str, Any]) -> None:

@@ -7,6 +7,7 @@ their own finalizer, set in the same write as the create-pending mark.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -68,3 +69,12 @@ def register(plural: str) -> None:
 
 for _plural in RECONCILERS:
     register(_plural)
+
+
+@functools.cache  # one handler per process, however often an operator starts in it
+def watch_namespaces() -> None:
+    """Follow namespace labels, when they decide which namespaces may use the default account."""
+
+    @kopf.on.event("v1", "namespaces", id="namespaces-watch", registry=registry)
+    async def namespace(memo: kopf.Memo, name: str, **_: Any) -> None:
+        _controller(memo).namespace_changed(name)

@@ -198,6 +198,8 @@ async def operate(args: argparse.Namespace, stop_flag: asyncio.Event | None = No
     from cvm_operator.reconcilers import RECONCILERS
 
     runtime = build_runtime(args)
+    if runtime.namespaces is not None:
+        handlers.watch_namespaces()
     peering: Peering | None = None
     identity = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
     priority = args.priority if args.priority is not None else secrets.randbelow(2**31 - 1) + 1

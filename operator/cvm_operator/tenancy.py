@@ -147,8 +147,9 @@ LabelsLookup = Callable[[str], Awaitable[Mapping[str, str] | None]]
 class NamespaceGate:
     """Answers "may this namespace use the default account?" from the namespace's labels.
 
-    A yes is remembered for ``ttl`` seconds (objects of an allowed namespace poll often); a no is
-    asked again each time, so labelling a namespace takes effect at the object's next pass.
+    A yes is remembered for ``ttl`` seconds (objects of an allowed namespace poll often), or until the
+    namespace changes; a no is asked again each time. The operator watches namespaces, so labelling one
+    runs its objects that were refused again at once.
     """
 
     def __init__(
@@ -176,3 +177,7 @@ class NamespaceGate:
         else:
             self._allowed_until.pop(namespace, None)
         return allowed
+
+    def forget(self, namespace: str) -> None:
+        """The namespace changed (its labels may have): ask again at the next pass."""
+        self._allowed_until.pop(namespace, None)

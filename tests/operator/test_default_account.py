@@ -1,6 +1,6 @@
 """The default account is opt-in per namespace (`--default-credentials-namespaces`): an object in a
 namespace without the label and without credentialsSecretRef is Stalled NoCredentials and costs no cloud
-call; labelling the namespace lets it through."""
+call; labelling the namespace lets it through at once."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def gated_operator(
     process = OperatorProcess(
         controlplane.kubeconfig, emulator.endpoint, [namespace], tmp_path / "operator.log",
         secret_id=account.secret_id, secret_key=account.secret_key,
-        extra_args=["--default-credentials-namespaces", f"{LABEL}={VALUE}"],
+        # A refused object is looked at again only after half an hour, unless something wakes it.
+        extra_args=["--default-credentials-namespaces", f"{LABEL}={VALUE}", "--stalled-interval", "1800"],
     )  # fmt: skip
     process.start()
     yield process
@@ -62,12 +63,19 @@ def test_unlabelled_namespace_gets_no_credentials_and_no_cloud_call(
     time.sleep(3)  # several poll intervals
     assert emulator.request_count() == calls_before, "an object without credentials reached the cloud"
 
-    # The namespace opts in; a user annotation makes the object look again at once.
+    # The namespace opts in: the operator sees the label and runs the refused object again at once.
     kubernetes.client.CoreV1Api(k8s_api).patch_namespace(namespace, {"metadata": {"labels": {LABEL: VALUE}}})
-    objects.patch("images", "ubuntu", {"metadata": {"annotations": {"example.com/nudge": "1"}}})
     ready = objects.wait_condition("images", "ubuntu", timeout=60)
     assert ready["status"]["imageId"] == UBUNTU
     assert emulator.request_count("DescribeImages") >= 1
+
+    # Taking the label away counts at once too: the allowance remembered for the namespace is dropped.
+    kubernetes.client.CoreV1Api(k8s_api).patch_namespace(namespace, {"metadata": {"labels": {LABEL: None}}})
+    time.sleep(3)  # the namespace's watch event
+    calls_before = emulator.request_count()
+    objects.create("images", public_image("ubuntu-later"))
+    refused = objects.wait_condition("images", "ubuntu-later", "Stalled", reason="NoCredentials", timeout=60)
+    assert "imageId" not in refused["status"] and emulator.request_count() == calls_before
     gated_operator.wait_for_log(r"default credentials: keys; usable in namespaces: cvm.operator.dev/default-account")
 
 

@@ -79,3 +79,7 @@ async def test_the_gate_remembers_a_yes_and_asks_again_after_a_no() -> None:
     assert await gate.allows("b")  # a yes is, for the ttl
     now[0] = 31
     assert not await gate.allows("b")
+    assert await gate.allows("a")
+    labels["a"] = {}
+    gate.forget("a")  # its watch event: the remembered yes goes at once
+    assert not await gate.allows("a")

@@ -320,6 +320,8 @@ class Driver:
             pass_.result = "waiting"
         except Blocked as blocked:
             self._stalled(pass_, blocked.reason, blocked.message, blocked.phase)
+            if blocked.on is not None:
+                self.runtime.wakeups.wait_for(blocked.on, key)
         except pydantic.ValidationError as invalid:
             message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
             self._stalled(pass_, "InvalidSpec", message, "Failed")

@@ -38,6 +38,8 @@ class Waiting(Exception):
 class Blocked(Exception):
     """A rule the schema cannot see is broken; only the user can fix it. Stalled=True."""
 
-    def __init__(self, reason: str, message: str, *, phase: Phase = "Failed") -> None:
+    def __init__(self, reason: str, message: str, *, phase: Phase = "Failed", on: ObjectKey | None = None) -> None:
         super().__init__(message)
         self.reason, self.message, self.phase = reason, message, phase
+        self.on = on
+        """What the fix changes (e.g. the namespace to label): a change to it runs the object again at once."""

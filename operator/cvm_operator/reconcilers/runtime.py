@@ -55,6 +55,10 @@ def object_key(body: Mapping[str, Any]) -> ObjectKey:
     return ObjectKey(str(body["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
 
+def namespace_key(name: str) -> ObjectKey:
+    return ObjectKey("Namespace", "", name)
+
+
 class Bodies:
     """The newest body seen of every object: from watch events and from the answers to our own writes."""
 
@@ -232,7 +236,11 @@ class Runtime:
             except Forbidden as error:
                 raise Blocked("NoCredentials", f"cannot read the labels of namespace {namespace!r}: {error}") from error
             if not allowed:
-                raise Blocked("NoCredentials", no_credentials_message(namespace, self.namespaces.selector))
+                raise Blocked(
+                    "NoCredentials",
+                    no_credentials_message(namespace, self.namespaces.selector),
+                    on=namespace_key(namespace),
+                )
         return default
 
     async def credentials(self, namespace: str, ref: SecretReference | None) -> AnyCredentials:
