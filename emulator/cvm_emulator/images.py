@@ -169,11 +169,25 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
             )
         architectures = ("arm",) if itype.architecture == "arm" else ("x86_64", "i386")
     total, rows = emu.images.describe(call, image_ids, filters, architectures, offset, limit)
-    tags = emu.images.tags_for([(r["image_id"], r["region"]) for r in rows])
+    # Rendering (tags, snapshots, times) costs more than the cached query, and rows and tags change only
+    # with a write: a page is rendered once per store generation, and only a busy image's SyncPercent
+    # follows the clock. The rendered dicts are shared between answers, so nothing may change them.
+    key = ("ImageSet", tuple((r["image_id"], r["region"], r["visible_type"]) for r in rows))
+    rendered = emu.store.cached(key, lambda: render_images(emu, rows, call.now))
     return {
-        "ImageSet": [image_to_api(r, tags.get((r["image_id"], r["region"]), []), call.now) for r in rows],
+        "ImageSet": [
+            {**image, "SyncPercent": progress_percent(row["started_at"], row["due_at"], call.now)}
+            if image["ImageState"] in BUSY_STATES
+            else image
+            for image, row in zip(rendered, rows, strict=True)
+        ],
         "TotalCount": total,
     }
+
+
+def render_images(emu: Emulator, rows: Sequence[sqlite3.Row], now: float) -> list[dict[str, Any]]:
+    tags = emu.images.tags_for([(r["image_id"], r["region"]) for r in rows])
+    return [image_to_api(r, tags.get((r["image_id"], r["region"]), []), now) for r in rows]
 
 
 def create_image(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:
