@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Two test processes, each with its own control plane: most tests wait on the operator and the cloud.
-PYTEST_ARGS ?= -n 2 --dist worksteal
+# Three test processes, each with its own control plane: most tests wait on the operator and the cloud.
+PYTEST_ARGS ?= -n 3 --dist worksteal
 
 .PHONY: all setup controlplane image test unit lint crds demo bench clean
 
