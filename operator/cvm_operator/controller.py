@@ -92,14 +92,16 @@ class Controller:
             return  # what it says is known already, newer
         elif _runs_again(self.runtime.bodies.remember(body), body):
             self.queue.add(key)
-        for waiter in self.runtime.wakeups.changed(key):
-            self.queue.add(waiter)
+        self._wake_waiters_of(key)
 
     def namespace_changed(self, name: str) -> None:
         """A namespace's watch event: its labels may now allow (or refuse) the default account."""
         if self.runtime.namespaces is not None:
             self.runtime.namespaces.forget(name)
-        for waiter in self.runtime.wakeups.changed(namespace_key(name)):
+        self._wake_waiters_of(namespace_key(name))
+
+    def _wake_waiters_of(self, dependency: ObjectKey) -> None:
+        for waiter in self.runtime.wakeups.changed(dependency):
             self.queue.add(waiter)
 
     def _forget(self, key: ObjectKey, body: Mapping[str, Any]) -> None:

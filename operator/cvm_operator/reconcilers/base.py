@@ -244,6 +244,14 @@ class ManagedReconciler(ABC, Generic[M, R]):
         return True
 
 
+def _finalizers_to_hold(reconciler: ManagedReconciler[Any, Any], ctx: Context[Any]) -> list[str] | None:
+    """The object's finalizers with ours added, or None when there is nothing to add (held, or not needed)."""
+    finalizers = list(ctx.body["metadata"].get("finalizers") or [])
+    if FINALIZER in finalizers or not reconciler.holds_finalizer(ctx.obj):
+        return None
+    return [*finalizers, FINALIZER]
+
+
 def _status_model(reconciler: ManagedReconciler[Any, Any]) -> type[BaseStatus]:
     annotation = reconciler.model.model_fields["status"].annotation
     assert isinstance(annotation, type) and issubclass(annotation, BaseStatus)
@@ -506,31 +514,29 @@ class Driver:
         finalizer is in place before anything exists in the cloud.
         """
         meta = ctx.body["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        held = FINALIZER in finalizers or not reconciler.holds_finalizer(ctx.obj)
         updated = await self.runtime.kube.patch_metadata(
             reconciler.plural,
             str(meta["namespace"]),
             str(meta["name"]),
             str(meta["resourceVersion"]),
             annotations={CREATE_PENDING: utc_now().isoformat()},
-            finalizers=None if held else [*finalizers, FINALIZER],
+            finalizers=_finalizers_to_hold(reconciler, ctx),
         )
         self.runtime.bodies.remember(updated)
         ctx.body = updated
 
     async def _hold_finalizer(self, reconciler: ManagedReconciler[Any, Any], ctx: Context[Any]) -> None:
         """Objects found already in the cloud (adopted, or made before the finalizer existed) get it now."""
-        meta = ctx.body["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if FINALIZER in finalizers or not reconciler.holds_finalizer(ctx.obj):
+        finalizers = _finalizers_to_hold(reconciler, ctx)
+        if finalizers is None:
             return
+        meta = ctx.body["metadata"]
         updated = await self.runtime.kube.patch_metadata(
             reconciler.plural,
             str(meta["namespace"]),
             str(meta["name"]),
             str(meta["resourceVersion"]),
-            finalizers=[*finalizers, FINALIZER],
+            finalizers=finalizers,
         )
         self.runtime.bodies.remember(updated)
         ctx.body = updated
