@@ -71,7 +71,7 @@ def test_import_failures_are_stalled_with_a_reason(
     ready = objects.condition("images", "missing-file", "Ready")
     assert ready is not None and ready["status"] == "False" and ready["reason"] == "ImportFailed"
     assert objects.condition("images", "missing-file", "Reconciling") is None
-    assert any(e.reason == "ImportFailed" and e.type == "Warning" for e in objects.events("missing-file"))
+    objects.wait_event("missing-file", lambda e: e.reason == "ImportFailed" and e.type == "Warning")
 
     # Deleting it removes the failed image from the cloud too.
     uid = stalled["metadata"]["uid"]

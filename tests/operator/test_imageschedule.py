@@ -146,7 +146,7 @@ def test_forbid_holds_a_run_while_one_is_in_progress_and_replace_replaces_it(
     latest = wait_for(lambda: (found := images_of(objects, "held")) and found[-1]["metadata"]["annotations"].get(
         "cvm.operator.dev/requested-at") == "d" and found, 30, "the replacing run")  # fmt: skip
     assert len(latest) == 3
-    assert any(event.reason == "Replaced" and stuck in (event.message or "") for event in objects.events("held"))
+    objects.wait_event("held", lambda event: event.reason == "Replaced" and stuck in (event.message or ""))
 
 
 def test_a_failed_run_is_recorded_and_does_not_count_toward_keep(

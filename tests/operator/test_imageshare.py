@@ -141,7 +141,7 @@ def test_share_keeps_the_cloud_list_and_cleans_up_what_it_added(
     objects.delete("imageshares", "golden-partners")
     objects.wait_gone("imageshares", "golden-partners")
     assert shares(emulator, image_id) == {ACCOUNT_B}
-    assert any(event.reason == "Unshared" for event in objects.events("golden-partners"))
+    objects.wait_event("golden-partners", lambda event: event.reason == "Unshared")
 
 
 def test_retain_leaves_the_shares(operator: OperatorProcess, objects: Objects, emulator: EmulatorProcess) -> None:

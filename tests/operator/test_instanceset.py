@@ -303,7 +303,7 @@ def test_replicas_refused_by_a_sold_out_zone_launch_in_the_sets_other_zone(
     assert {item["Placement"]["Zone"] for item in running(emulator)} == {ZONES[1]} and len(running(emulator)) == 4
     # One refusal, then the zone is left alone (no launch loop against a sold-out zone).
     assert emulator.request_count("RunInstances", code=sold_out) == 1
-    assert any(e.reason == "ZoneShort" and ZONES[0] in (e.message or "") for e in objects.events("web"))
+    objects.wait_event("web", lambda e: e.reason == "ZoneShort" and ZONES[0] in (e.message or ""))
 
 
 ARM_TENCENTOS = "img-9a0eg8mt"

@@ -202,6 +202,17 @@ class Objects:
         items = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
         return list(items)
 
+    def wait_event(
+        self, name: str, matches: Callable[[kubernetes.client.CoreV1Event], bool], timeout: float = 30
+    ) -> kubernetes.client.CoreV1Event:
+        """An Event about ``name`` that ``matches``: Events are posted after the status they announce."""
+
+        def matching() -> kubernetes.client.CoreV1Event | None:
+            return next((event for event in self.events(name) if matches(event)), None)
+
+        found: kubernetes.client.CoreV1Event = wait_for(matching, timeout, f"an Event for {name}")
+        return found
+
 
 @pytest.fixture
 def objects(k8s_api: kubernetes.client.ApiClient, namespace: str) -> Objects:
