@@ -235,3 +235,47 @@ async def test_keys_not_asked_for_within_recall_and_missing_keys_are_not_read_ah
     fetch.batches.clear()
     await batcher.get("b")
     assert fetch.batches == [["b"]]  # a was last asked for longer ago than recall; the missing ones dropped
+
+
+async def test_a_poll_whose_lookups_arrive_while_the_read_ahead_is_under_way_makes_no_extra_calls() -> None:
+    fetch = Recorder()
+
+    async def slow(keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        await asyncio.sleep(0.03)  # a busy moment: lookups keep arriving while a batch is out
+        return await fetch(keys)
+
+    batcher: Batcher[str, str] = Batcher(slow, window=0.0, max_batch=10, fresh_for=0.05)
+    keys = [f"k{n}" for n in range(30)]
+    await asyncio.gather(*(batcher.get(key) for key in keys))
+    await asyncio.sleep(0.06)  # the next poll, its lookups one every 2 ms
+    fetch.batches.clear()
+    values = await trickle(batcher, 30, 0.002)
+    assert values == [f"value-{key}" for key in keys]
+    fetched = [key for batch in fetch.batches for key in batch]
+    assert sorted(fetched) == sorted(keys)  # each key fetched once: later lookups join the fetch under way
+    assert len(fetch.batches) == 3
+
+
+async def test_a_lookup_after_a_write_does_not_join_a_fetch_begun_before_it() -> None:
+    release = asyncio.Event()
+    fetch = Recorder()
+
+    async def slow(keys: Sequence[str]) -> Mapping[str, str | Exception]:
+        fetch.batches.append(list(keys))
+        call = len(fetch.batches)
+        await release.wait()
+        return {key: f"value-{key}-{call}" for key in keys}
+
+    batcher: Batcher[str, str] = Batcher(slow, window=0.0)
+    before = asyncio.create_task(batcher.get("a"))
+    await asyncio.sleep(0.01)
+    joined = asyncio.create_task(batcher.get("a"))
+    await asyncio.sleep(0.01)
+    assert fetch.batches == [["a"]]  # the second lookup joined the fetch under way
+    batcher.invalidate()
+    after = asyncio.create_task(batcher.get("a"))
+    await asyncio.sleep(0.01)
+    release.set()
+    assert fetch.batches == [["a"], ["a"]]
+    assert await after == "value-a-2"
+    assert await before == await joined != await after

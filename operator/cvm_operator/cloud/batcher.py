@@ -22,7 +22,7 @@ class Batcher(Generic[K, V]):
     """Collects keys and fetches them in batches of at most ``max_batch`` keys. A batch is sent at once
     when it is full, else once no key has joined it for ``window`` seconds, and at the latest ``linger``
     seconds after its first key. Equal keys share one slot. An exception raised by ``fetch`` fails every
-    caller of that batch.
+    caller of that batch. A key asked while a fetch of it is under way joins that fetch.
 
     The quiet ``window`` keeps a lone lookup fast; ``linger`` lets a batch keep filling while lookups
     trickle in, as in a poll of thousands of objects where each pass takes CPU before its lookup, so a
@@ -53,6 +53,8 @@ class Batcher(Generic[K, V]):
         self._linger = max(linger, window)
         self._max_batch = max_batch
         self._pending: dict[K, list[asyncio.Future[V | None]]] = {}
+        self._in_flight: dict[K, list[asyncio.Future[V | None]]] = {}
+        """Waiters of keys whose fetch is under way and began after the last invalidation."""
         self._first: float = 0.0
         """When the first pending key arrived."""
         self._last: float = 0.0
@@ -94,6 +96,10 @@ class Batcher(Generic[K, V]):
                     futures[key] = future
                     continue
             futures[key] = future
+            joined = self._in_flight.get(key)
+            if joined is not None:
+                joined.append(future)
+                continue
             if not self._pending:
                 self._first = loop.time()
             self._pending.setdefault(key, []).append(future)
@@ -128,7 +134,7 @@ class Batcher(Generic[K, V]):
             kept = self._read_ahead.get(key)
             if kept is not None and now - kept[0] <= self._fresh_for:
                 continue  # read ahead already and still fresh
-            if key not in batch and key not in self._pending:
+            if key not in batch and key not in self._pending and key not in self._in_flight:
                 batch[key] = []
         for key in [key for key, (fetched, _) in self._read_ahead.items() if now - fetched > self._fresh_for]:
             del self._read_ahead[key]
@@ -137,8 +143,10 @@ class Batcher(Generic[K, V]):
         """Forget every value read ahead, and any a fetch under way brings (call after each write)."""
         self._epoch += 1
         self._read_ahead.clear()
+        self._in_flight.clear()  # a later ask must not join a fetch begun before the write
 
     def _start(self, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
+        self._in_flight.update(batch)
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -162,21 +170,24 @@ class Batcher(Generic[K, V]):
         try:
             results = await self._fetch(list(batch))
         except asyncio.CancelledError:
+            self._landed(batch)
             for waiters in batch.values():
                 for future in waiters:
                     future.cancel()
             raise
         except Exception as exc:  # delivered to the callers, who re-raise it
+            self._landed(batch)
             logger.debug("batch of %d keys failed: %s", len(batch), exc)
             for waiters in batch.values():
                 for future in waiters:
                     if not future.done():
                         future.set_exception(exc)
             return
+        self._landed(batch)
         fetched = asyncio.get_running_loop().time()
         for key, waiters in batch.items():
             value = results.get(key)
-            if not waiters:  # read ahead
+            if not waiters:  # read ahead, and nobody asked while it was under way
                 if value is None:
                     self._asked.pop(key, None)  # gone: not read ahead again
                 elif epoch == self._epoch and not isinstance(value, Exception):
@@ -189,6 +200,12 @@ class Batcher(Generic[K, V]):
                     future.set_exception(value)
                 else:
                     future.set_result(value)
+
+    def _landed(self, batch: Mapping[K, list[asyncio.Future[V | None]]]) -> None:
+        """The batch's fetch is over: later asks of its keys start a new one."""
+        for key, waiters in batch.items():
+            if self._in_flight.get(key) is waiters:  # not a newer fetch of the same key
+                del self._in_flight[key]
 
     async def close(self) -> None:
         """Cancel the pending timer and in-flight fetches; their callers get CancelledError."""
