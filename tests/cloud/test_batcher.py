@@ -162,6 +162,17 @@ async def test_close_cancels_waiters_and_refuses_new_work() -> None:
         await batcher.get("y")
 
 
+async def test_close_before_a_fetch_starts_still_cancels_its_waiters() -> None:
+    fetch = Recorder()
+    batcher: Batcher[str, str] = Batcher(fetch, window=0.0, max_batch=1)
+    waiter = asyncio.create_task(batcher.get_many(["a", "b"]))  # full batches: fetches start at once
+    await asyncio.sleep(0)  # the waiter has queued its fetches, which have not run yet
+    await batcher.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiter, 1.0)
+    assert fetch.batches == []
+
+
 def test_max_batch_must_be_positive() -> None:
     async def fetch(keys: Sequence[str]) -> Mapping[str, str | Exception]:
         return {}

@@ -60,7 +60,8 @@ class Batcher(Generic[K, V]):
         self._last: float = 0.0
         """When the newest pending key arrived."""
         self._timer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], dict[K, list[asyncio.Future[V | None]]]] = {}
+        """Fetches under way, with their batches."""
         self._closed = False
         self._fresh_for = fresh_for
         self._recall = recall
@@ -148,8 +149,8 @@ class Batcher(Generic[K, V]):
     def _start(self, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
         self._in_flight.update(batch)
         task = asyncio.create_task(self._run(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = batch
+        task.add_done_callback(self._tasks.pop)
 
     async def _flush_when_quiet(self) -> None:
         loop = asyncio.get_running_loop()
@@ -213,7 +214,8 @@ class Batcher(Generic[K, V]):
         tasks = [*self._tasks, *([self._timer] if self._timer else [])]
         for task in tasks:
             task.cancel()
-        for waiters in self._pending.values():
+        # A fetch cancelled before it first ran never reaches its own cleanup: cancel its waiters here.
+        for waiters in [*self._pending.values(), *(w for batch in self._tasks.values() for w in batch.values())]:
             for future in waiters:
                 future.cancel()
         self._pending.clear()
