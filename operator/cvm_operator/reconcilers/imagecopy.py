@@ -43,7 +43,7 @@ from cvm_operator.reconcilers.base import (
     Waiting,
 )
 from cvm_operator.reconcilers.outcomes import ObjectKey
-from cvm_operator.reconcilers.references import IMAGE_KIND, ImageTarget, ready_image
+from cvm_operator.reconcilers.references import IMAGE_KIND, ImageTarget, owner_reference, ready_image
 
 COPY_LABEL = f"{ANNOTATION_PREFIX}/image-copy"
 """Label on the Image objects of an ImageCopy's copies; the value is the ImageCopy's name."""
@@ -352,16 +352,7 @@ class ImageCopyReconciler(ManagedReconciler[ImageCopy, CopyPlan]):
                 "name": copy_object_name(ctx.key.name, copy.region),
                 "namespace": ctx.key.namespace,
                 "labels": {COPY_LABEL: ctx.key.name},
-                "ownerReferences": [
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": self.kind,
-                        "name": ctx.key.name,
-                        "uid": ctx.uid,
-                        "controller": True,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
+                "ownerReferences": [owner_reference(self.kind, ctx.key.name, ctx.uid)],
             },
             "spec": image_spec,
         }

@@ -45,6 +45,7 @@ from cvm_operator.reconcilers.base import (
     Observation,
     Waiting,
 )
+from cvm_operator.reconcilers.references import owner_reference
 from cvm_operator.schedule import (
     RetentionPlan,
     RetentionRules,
@@ -133,17 +134,6 @@ def run_of(body: Mapping[str, Any], schedule_uid: str) -> Run | None:
 
 def image_object_name(schedule_name: str, scheduled: dt.datetime) -> str:
     return f"{schedule_name}-{run_suffix(scheduled, with_seconds=True)}"
-
-
-def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": kind,
-        "name": name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": False,
-    }
 
 
 def image_body(

@@ -48,7 +48,7 @@ from cvm_operator.reconcilers.base import (
 )
 from cvm_operator.reconcilers.fleet import ASSIGNED_INSTANCE, BATCH_TAG, LAUNCH_BATCH, Replica
 from cvm_operator.reconcilers.launch import read_launch_options
-from cvm_operator.reconcilers.references import image_ready, login_settings
+from cvm_operator.reconcilers.references import image_ready, login_settings, owner_reference
 from cvm_operator.reconcilers.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -502,16 +502,7 @@ class InstanceSetReconciler(ManagedReconciler[InstanceSet, SetPlan]):
                 "annotations": {LAUNCH_BATCH: launch.batch, ASSIGNED_INSTANCE: instance_id},
                 # Held from the start: deleting a replica always terminates its instance.
                 "finalizers": [FINALIZER],
-                "ownerReferences": [
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": self.kind,
-                        "name": ctx.key.name,
-                        "uid": ctx.uid,
-                        "controller": True,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
+                "ownerReferences": [owner_reference(self.kind, ctx.key.name, ctx.uid)],
             },
             "spec": replica_spec(ctx.obj, launch.zone, launch.image_id, replica_name(prefix, launch.batch, index)),
         }

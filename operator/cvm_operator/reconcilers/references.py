@@ -1,4 +1,4 @@
-"""What an object's spec names elsewhere: a Ready Image (its cloud image), a password in a Secret."""
+"""What an object names elsewhere: a Ready Image (its cloud image), a password in a Secret, its controller."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cvm_operator.api import IMAGES
+from cvm_operator.api import API_VERSION, IMAGES
 from cvm_operator.api import LoginSettings as LoginSpec
 from cvm_operator.api.instance import USER_DATA_MAX, UserData
 from cvm_operator.cloud import LoginSettings
@@ -17,6 +17,18 @@ from cvm_operator.reconcilers.outcomes import Blocked, ObjectKey, Waiting
 from cvm_operator.reconcilers.runtime import Runtime
 
 IMAGE_KIND = "Image"
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """Names the object that controls another, so Kubernetes' garbage collector deletes it with its owner."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
 
 
 @dataclass(frozen=True)
