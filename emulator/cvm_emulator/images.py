@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from .backend.emulator import Emulator
 from .backend.images import BUSY_STATES, ImportSpec
 from .catalogue import TENCENT_CREATOR
 from .clock import progress_percent
-from .context import Call, Emulator, iso_time
+from .context import Call, iso_time
 from .errors import ApiError
 from .filters import paging, parse_filters
 

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
+from .backend.emulator import Emulator
 from .backend.instances import (
     INSTANCE_FILTERS,
     DiskSpec,
@@ -20,7 +21,7 @@ from .backend.instances import (
     check_password,
     instance_names,
 )
-from .context import Call, Emulator, iso_time
+from .context import Call, iso_time
 from .errors import ApiError
 from .filters import paging, parse_filters
 from .images import parse_tags

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import Call, Emulator
+from .backend.emulator import Emulator
+from .context import Call
 
 
 def describe_regions(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[str, Any]:

@@ -25,11 +25,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import identity, images, instances, regions, sts, tags, vpc
 from .auth import SignedRequest, authenticate, scope_service
+from .backend.emulator import Emulator
 from .backend.faults import parse_fault
 from .backend.objects import ObjectRef, bucket_of_host, split_path
 from .catalogue import Account, Catalogue, EmulatorConfig
 from .clock import Clock
-from .context import Call, Emulator
+from .context import Call
 from .errors import ApiError
 from .importer import FetchError, detect_format, fetch_probe, size_in_gib
 from .params import CVM_VALIDATOR, STS_VALIDATOR, TAG_VALIDATOR, VPC_VALIDATOR, RequestValidator

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import identity
-from .context import Call, Emulator, iso_time
+from .backend.emulator import Emulator
+from .context import Call, iso_time
 
 API_VERSION = "2018-08-13"
 SERVICE = "sts"

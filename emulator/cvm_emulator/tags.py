@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .context import Call, Emulator
+from .backend.emulator import Emulator
+from .context import Call
 from .errors import ApiError
 from .ids import IMAGE_ID_RE, INSTANCE_ID_RE
 from .images import MAX_TAGS

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from .backend.emulator import Emulator
 from .backend.vpc import CREATED_AT, SG_ID_RE, SUBNET_ID_RE, VPC_ID_RE, SecurityGroup, Subnet, Vpc
-from .context import Call, Emulator, iso_time
+from .context import Call, iso_time
 from .errors import ApiError
 
 SERVICE = "vpc"

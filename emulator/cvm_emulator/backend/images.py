@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalogue import PRIVATE_IMAGE, PUBLIC_IMAGE, SHARED_IMAGE
-from ..context import Call, Emulator
+from ..context import Call
 from ..errors import ApiError, invalid_state_code
 from ..filters import MAX_IDS, Filter, build_where, exact, fuzzy
 from ..ids import IMAGE_ID_RE, INSTANCE_ID_RE
 from ..store import random_suffix
+from .services import Services
 
 BUSY_STATES = ("CREATING", "SYNCING", "IMPORTING")
 
@@ -91,7 +92,7 @@ class ImportSpec:
 
 
 class ImageBackend:
-    def __init__(self, emu: Emulator) -> None:
+    def __init__(self, emu: Services) -> None:
         self.emu = emu
 
     @property

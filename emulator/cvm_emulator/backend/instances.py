@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..context import Call, Emulator
+from ..context import Call
 from ..errors import ApiError, invalid_state_code
 from ..filters import MAX_IDS, Filter, build_where, exact, fuzzy
 from ..ids import INSTANCE_ID_RE, KEY_ID_RE
 from ..store import random_suffix
+from .images import ImageBackend
+from .services import Services
 from .vpc import SG_ID_RE, SUBNET_ID_RE, VPC_ID_RE
 
 LINUX_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,58}[A-Za-z0-9])?$")
@@ -185,8 +187,9 @@ class LaunchSpec:
 
 
 class InstanceBackend:
-    def __init__(self, emu: Emulator) -> None:
+    def __init__(self, emu: Services, images: ImageBackend) -> None:
         self.emu = emu
+        self.images = images
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -326,7 +329,7 @@ class InstanceBackend:
             raise ApiError("InvalidParameterValue.ZoneNotSupported", f"The zone `{spec.zone}` does not exist.")
         if zone.region != call.region:
             raise ApiError("InvalidZone.MismatchRegion", f"The zone `{spec.zone}` is not in {call.region}.")
-        image = emu.images.usable(call, spec.image_id)
+        image = self.images.usable(call, spec.image_id)
         itype = emu.catalogue.instance_types.get(spec.instance_type)
         if itype is None:
             raise ApiError(
@@ -549,7 +552,7 @@ class InstanceBackend:
     ) -> None:
         (row,) = self.owned(call, [instance_id])
         self.require_state([row], ("RUNNING", "STOPPED"))
-        image = self.emu.images.usable(call, image_id or row["image_id"])
+        image = self.images.usable(call, image_id or row["image_id"])
         details = json.loads(row["details"])
         if (image["architecture"] == "arm") != (details.get("Architecture") == "arm"):
             raise ApiError(
