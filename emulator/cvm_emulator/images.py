@@ -93,14 +93,15 @@ def parse_tags(specs: Sequence[dict[str, Any]] | None, resource_type: str) -> li
 # ---------------------------------------------------------------- rendering
 
 
-def image_to_api(row: sqlite3.Row, tags: list[dict[str, str]], now: float) -> dict[str, Any]:
+def sync_percent(row: sqlite3.Row, now: float) -> int:
     state = row["state"]
     if state in BUSY_STATES:
-        percent = progress_percent(row["started_at"], row["due_at"], now)
-    elif state == "NORMAL":
-        percent = 100
-    else:
-        percent = 0
+        return progress_percent(row["started_at"], row["due_at"], now)
+    return 100 if state == "NORMAL" else 0
+
+
+def image_to_api(row: sqlite3.Row, tags: list[dict[str, str]], now: float) -> dict[str, Any]:
+    state = row["state"]
     owner = row["owner"]
     return {
         "ImageId": row["image_id"],
@@ -115,7 +116,7 @@ def image_to_api(row: sqlite3.Row, tags: list[dict[str, str]], now: float) -> di
         "Platform": row["platform"],
         "ImageCreator": row["creator"] or owner or TENCENT_CREATOR,
         "ImageSource": row["image_source"],
-        "SyncPercent": percent,
+        "SyncPercent": sync_percent(row, now),
         "IsSupportCloudinit": bool(row["cloudinit"]),
         "SnapshotSet": json.loads(row["snapshots"]),
         "Tags": tags,
@@ -177,9 +178,7 @@ def describe_images(emu: Emulator, call: Call, params: dict[str, Any]) -> dict[s
     rendered = emu.store.cached(key, lambda: render_images(emu, rows, call.now))
     return {
         "ImageSet": [
-            {**image, "SyncPercent": progress_percent(row["started_at"], row["due_at"], call.now)}
-            if image["ImageState"] in BUSY_STATES
-            else image
+            {**image, "SyncPercent": sync_percent(row, call.now)} if row["state"] in BUSY_STATES else image
             for image, row in zip(rendered, rows, strict=True)
         ],
         "TotalCount": total,
@@ -354,8 +353,7 @@ def describe_image_from_family(emu: Emulator, call: Call, params: dict[str, Any]
     row = emu.images.latest_in_family(call, family)
     if row is None:
         return {"Image": None}
-    tags = emu.images.tags_for([(row["image_id"], row["region"])])
-    return {"Image": image_to_api(row, tags.get((row["image_id"], row["region"]), []), call.now)}
+    return {"Image": render_images(emu, [row], call.now)[0]}
 
 
 ACTIONS = {

@@ -171,20 +171,19 @@ class Batcher(Generic[K, V]):
         try:
             results = await self._fetch(list(batch))
         except asyncio.CancelledError:
-            self._landed(batch)
             for waiters in batch.values():
                 for future in waiters:
                     future.cancel()
             raise
         except Exception as exc:  # delivered to the callers, who re-raise it
-            self._landed(batch)
             logger.debug("batch of %d keys failed: %s", len(batch), exc)
             for waiters in batch.values():
                 for future in waiters:
                     if not future.done():
                         future.set_exception(exc)
             return
-        self._landed(batch)
+        finally:
+            self._landed(batch)
         fetched = asyncio.get_running_loop().time()
         for key, waiters in batch.items():
             value = results.get(key)

@@ -17,7 +17,17 @@ class ObjectKey(NamedTuple):
     name: str
 
 
-class Waiting(Exception):
+class Outcome(Exception):
+    """A pass that ends short of Ready: the condition's reason and message, and the object's phase."""
+
+    def __init__(self, reason: str, message: str, *, phase: Phase, on: ObjectKey | None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.phase = reason, message, phase
+        self.on = on
+        """What ends it (another object, the namespace to label): a change to it runs the object again at once."""
+
+
+class Waiting(Outcome):
     """Not an error: the object waits for something (another object, a cloud state). Reconciling=True."""
 
     def __init__(
@@ -29,17 +39,13 @@ class Waiting(Exception):
         phase: Phase = "Pending",
         delay: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.reason, self.message, self.on, self.phase = reason, message, on, phase
+        super().__init__(reason, message, phase=phase, on=on)
         self.delay = delay
         """Seconds until the next look; None is the progress interval."""
 
 
-class Blocked(Exception):
+class Blocked(Outcome):
     """A rule the schema cannot see is broken; only the user can fix it. Stalled=True."""
 
     def __init__(self, reason: str, message: str, *, phase: Phase = "Failed", on: ObjectKey | None = None) -> None:
-        super().__init__(message)
-        self.reason, self.message, self.phase = reason, message, phase
-        self.on = on
-        """What the fix changes (e.g. the namespace to label): a change to it runs the object again at once."""
+        super().__init__(reason, message, phase=phase, on=on)
