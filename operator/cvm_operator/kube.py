@@ -1,6 +1,9 @@
 """The operator's own Kubernetes calls (Kopf does the watching): status, annotations, secrets, children.
 
-The official client is synchronous; calls run in worker threads so the event loop never blocks.
+The official client is synchronous; calls run in worker threads so the event loop never blocks. Requests go
+through its ``ApiClient`` (configuration, authentication, TLS, connection pool) with plain JSON bodies and
+answers: its generated API classes validate every argument with pydantic and cost memory to match
+(``CoreV1Api`` alone holds ~19 MiB of field descriptions), for requests this module spells out in a line.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 import kubernetes
 
@@ -25,6 +29,8 @@ DEFAULT_CONCURRENCY = 32
 """Kubernetes calls in flight at once (threads and pooled connections)."""
 
 T = TypeVar("T")
+Query = Sequence[tuple[str, str | int]]
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class Forbidden(Exception):
@@ -47,8 +53,6 @@ class KubeClient:
     def __init__(self, api_client: kubernetes.client.ApiClient, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self._api_client = api_client
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
-        self._custom = kubernetes.client.CustomObjectsApi(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
 
     @classmethod
     def from_environment(cls, concurrency: int = DEFAULT_CONCURRENCY) -> KubeClient:
@@ -73,33 +77,58 @@ class KubeClient:
             self._executor, functools.partial(function, *args, **kwargs)
         )
 
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Query = (),
+        body: Any = None,
+        content_type: str | None = None,
+        *,
+        decode: bool = True,
+    ) -> Any:
+        """One request, in the calling thread: the decoded JSON answer (None unless ``decode``); raises
+        ``ApiException`` on any status but 2xx."""
+        headers = {"Accept": "application/json"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        client: Any = self._api_client  # untyped
+        request = client.param_serialize(
+            method=method, resource_path=path, query_params=list(query), header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = client.call_api(*request)
+        response.read()
+        return client.response_deserialize(response, {"2XX": "object" if decode else None}).data
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        query: Query = (),
+        body: Any = None,
+        content_type: str | None = None,
+        *,
+        decode: bool = True,
+    ) -> Any:
+        return await self._call(self._send, method, path, query, body, content_type, decode=decode)
+
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            result = await self._call(
-                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
-            )
+            return cast(dict[str, Any], await self._request("GET", _path(OWN, "namespaces", namespace, plural, name)))
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return cast(dict[str, Any], result)
 
     async def list(self, plural: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
-        result = await self._call(
-            self._custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            label_selector=label_selector,
-        )
-        return cast(list[dict[str, Any]], cast(dict[str, Any], result)["items"])
+        query = [("labelSelector", label_selector)] if label_selector else []
+        listed = await self._request("GET", _path(OWN, "namespaces", namespace, plural), query)
+        return cast(list[dict[str, Any]], listed["items"])
 
     async def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            result = await self._call(
-                self._custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural, dict(body)
-            )
+            result = await self._request("POST", _path(OWN, "namespaces", namespace, plural), body=dict(body))
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 raise AlreadyExists(f"{plural}/{body['metadata']['name']} exists already") from error
@@ -109,21 +138,22 @@ class KubeClient:
             raise
         return cast(dict[str, Any], result)
 
+    async def _merge_patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *sub: str) -> Any:
+        path = _path(OWN, "namespaces", namespace, plural, name, *sub)
+        return await self._request("PATCH", path, body=dict(patch), content_type=MERGE_PATCH)
+
     async def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge-patch an object (spec, labels, annotations); None when it is gone."""
         try:
-            result = await self._call(
-                self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, dict(patch)
-            )
+            return cast(dict[str, Any], await self._merge_patch(plural, namespace, name, patch))
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return cast(dict[str, Any], result)
 
     async def delete(self, plural: str, namespace: str, name: str) -> None:
         try:
-            await self._call(self._custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+            await self._request("DELETE", _path(OWN, "namespaces", namespace, plural, name), decode=False)
         except kubernetes.client.ApiException as error:
             if error.status != 404:
                 raise
@@ -133,20 +163,13 @@ class KubeClient:
     ) -> dict[str, Any] | None:
         """Merge-patch the status subresource (lists such as conditions are replaced whole); the new body."""
         try:
-            result = await self._call(
-                self._custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": dict(status)},
+            return cast(
+                dict[str, Any], await self._merge_patch(plural, namespace, name, {"status": dict(status)}, "status")
             )
         except kubernetes.client.ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
             return None
-        return cast(dict[str, Any], result)
 
     async def patch_metadata(
         self,
@@ -166,17 +189,13 @@ class KubeClient:
         if finalizers is not None:
             metadata["finalizers"] = list(finalizers) or None
         try:
-            result = await self._call(
-                self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name,
-                {"metadata": metadata},
-            )  # fmt: skip
+            return cast(dict[str, Any], await self._merge_patch(plural, namespace, name, {"metadata": metadata}))
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{plural}/{name} changed since it was read") from error
             if error.status == 404:
                 raise NotFound(f"{plural}/{name} is gone") from error
             raise
-        return cast(dict[str, Any], result)
 
     async def orphan(self, plural: str, namespace: str, name: str, owner_uid: str) -> None:
         """Drop the owner reference to ``owner_uid`` so that garbage collection leaves the object alone."""
@@ -192,9 +211,7 @@ class KubeClient:
             # A merge patch replaces the list whole; the resourceVersion guards against a concurrent edit.
             patch = {"metadata": {"ownerReferences": kept or None, "resourceVersion": meta["resourceVersion"]}}
             try:
-                await self._call(
-                    self._custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, patch
-                )
+                await self._merge_patch(plural, namespace, name, patch)
             except kubernetes.client.ApiException as error:
                 if error.status == 404:
                     return
@@ -211,14 +228,7 @@ class KubeClient:
         kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
         body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
         try:
-            if namespace is None:
-                await self._call(
-                    self._custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body
-                )
-            else:
-                await self._call(
-                    self._custom.create_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", body
-                )
+            await self._request("POST", _peering_path(namespace), body=body, decode=False)
         except kubernetes.client.ApiException as error:
             if error.status != 409:  # another replica made it first
                 raise
@@ -227,8 +237,6 @@ class KubeClient:
         """A core/v1 Event about ``body``; a failure is logged, never raised (Events are best effort)."""
         meta = body["metadata"]
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        # A plain body, and the answer left unread into models: the client's model classes cost more CPU
-        # than the rest of posting an Event.
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -241,76 +249,81 @@ class KubeClient:
             "firstTimestamp": now, "lastTimestamp": now,
             "source": {"component": EVENT_SOURCE}, "reportingComponent": EVENT_SOURCE,
         }  # fmt: skip
-
-        def post() -> None:
-            core: Any = self._core  # typed for model bodies and answers; this passes and reads neither
-            answer = core.create_namespaced_event(str(meta["namespace"]), event, _preload_content=False)
-            answer.read()
-            answer.release_conn()
-
         try:
-            await self._call(post)
+            # The answer is left undecoded: nothing reads it.
+            await self._request(
+                "POST", _path(CORE, "namespaces", meta["namespace"], "events"), body=event, decode=False
+            )
         except (kubernetes.client.ApiException, OSError) as error:
             logger.warning("Event %s for %s/%s not posted: %s", reason, meta["namespace"], meta["name"], error)
 
     async def get_peering(self, name: str, namespace: str | None) -> dict[str, Any] | None:
         """Kopf's peering object: ClusterKopfPeering when ``namespace`` is None, else KopfPeering."""
         try:
-            if namespace is None:
-                result = await self._call(
-                    self._custom.get_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", name
-                )
-            else:
-                result = await self._call(
-                    self._custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", name
-                )
+            return cast(dict[str, Any], await self._request("GET", _peering_path(namespace, name)))
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return cast(dict[str, Any], result)
 
-    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's data (base64 values); None when it does not exist; Forbidden when RBAC refuses."""
+    async def _read_core(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A namespaced core/v1 object; None when it does not exist; Forbidden when RBAC refuses."""
         try:
-            secret = await self._call(self._core.read_namespaced_secret, name, namespace)
+            return cast(
+                dict[str, Any], await self._request("GET", _path(CORE, "namespaces", namespace, resource, name))
+            )
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
             if error.status == 403:
-                raise Forbidden(f"get secrets {namespace}/{name}") from None  # the body may quote the request
+                raise Forbidden(f"get {resource} {namespace}/{name}") from None  # the body may quote the request
             raise
-        return {key: str(value) for key, value in (secret.data or {}).items()}
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data (base64 values); None when it does not exist; Forbidden when RBAC refuses."""
+        secret = await self._read_core("secrets", namespace, name)
+        if secret is None:
+            return None
+        return {str(key): str(value) for key, value in (secret.get("data") or {}).items()}
 
     async def config_map_data(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
         """A ConfigMap's data (text) and binaryData (base64); None when it does not exist; Forbidden when RBAC
         refuses."""
-        try:
-            config_map = await self._call(self._core.read_namespaced_config_map, name, namespace)
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                return None
-            if error.status == 403:
-                raise Forbidden(f"get configmaps {namespace}/{name}") from None
-            raise
-        text = {str(key): str(value) for key, value in (config_map.data or {}).items()}
-        binary = {str(key): str(value) for key, value in (config_map.binary_data or {}).items()}
+        config_map = await self._read_core("configmaps", namespace, name)
+        if config_map is None:
+            return None
+        text = {str(key): str(value) for key, value in (config_map.get("data") or {}).items()}
+        binary = {str(key): str(value) for key, value in (config_map.get("binaryData") or {}).items()}
         return text, binary
 
     async def namespace_labels(self, name: str) -> dict[str, str] | None:
         """A namespace's labels; None when it does not exist. Listed by name, so that the ClusterRole's
         list on namespaces suffices (no get)."""
+        query: Query = [("fieldSelector", f"metadata.name={name}"), ("limit", 1)]
         try:
-            listed = await self._call(self._core.list_namespace, field_selector=f"metadata.name={name}", limit=1)
+            listed = await self._request("GET", _path(CORE, "namespaces"), query)
         except kubernetes.client.ApiException as error:
             if error.status == 403:
                 raise Forbidden(f"list namespaces {name}") from None
             raise
-        items = listed.items or []
+        items = listed.get("items") or []
         if not items:
             return None
-        metadata = items[0].metadata
-        return dict((metadata.labels if metadata is not None else None) or {})
+        return {str(key): str(value) for key, value in (items[0].get("metadata", {}).get("labels") or {}).items()}
+
+
+OWN, KOPF, CORE = f"/apis/{GROUP}/{VERSION}", "/apis/kopf.dev/v1", "/api/v1"
+
+
+def _path(root: str, *segments: str) -> str:
+    """``root`` (a group's version) followed by URL-quoted segments."""
+    return root + "".join("/" + quote(segment, safe="") for segment in segments)
+
+
+def _peering_path(namespace: str | None, *name: str) -> str:
+    if namespace is None:
+        return _path(KOPF, "clusterkopfpeerings", *name)
+    return _path(KOPF, "namespaces", namespace, "kopfpeerings", *name)
 
 
 def _reason(error: kubernetes.client.ApiException) -> str:
