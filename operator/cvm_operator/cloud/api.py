@@ -1,4 +1,4 @@
-"""Typed facade over the official async CVM SDK client for one (credentials, region)."""
+"""Typed facade over the official async SDK client of the CVM API for one (credentials, region)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 import httpx
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.cvm.v20170312 import models as sdk_models
 
 from cvm_operator import metrics
 from cvm_operator.cloud import audit
@@ -79,22 +77,31 @@ def _message_text(message: Any) -> str:
     return "" if message is None else str(message)
 
 
-async def sdk_call(
-    client: Any, models: ModuleType, action: str, params: Mapping[str, Any], where: str
-) -> dict[str, Any]:
-    """Call ``action`` on an official async SDK ``client`` whose request models live in ``models``;
+def without_nulls(value: Any) -> Any:
+    """``value`` with null members left out at every depth, as the SDK's models serialize both
+    requests and responses: absent and null mean the same to the API."""
+    if isinstance(value, Mapping):
+        return {key: without_nulls(member) for key, member in value.items() if member is not None}
+    if isinstance(value, list):
+        return [without_nulls(member) for member in value]
+    return value
+
+
+async def sdk_call(client: Any, action: str, params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Call ``action`` on an official async SDK ``client`` (the SDK's ``CommonClient`` for one service);
     the response as a plain dict. Counted in metrics; every failure raised as :class:`CloudError`; writes
-    audited with their RequestId. ``where`` (a region, or the service name) only labels log lines."""
+    audited with their RequestId. ``where`` (a region, or the service name) only labels log lines.
+
+    Plain dicts, not the SDK's generated models: those cost ~5 MiB of memory for CVM alone, and the API
+    (and the emulator) refuse parameters they do not know anyway."""
     # Temporary keys of a role are renewed first, off the event loop (see cloud/roles.py).
     refresh = getattr(getattr(client, "credential", None), "refresh_if_due", None)
     if refresh is not None:
         await refresh()
-    request = getattr(models, f"{action}Request")()
-    request._deserialize(dict(params))
-    method = getattr(client, action)
     started = time.monotonic()
     try:
-        response = await method(request)
+        answer = await client.call_and_deserialize(action, without_nulls(params))
+        result: dict[str, Any] = without_nulls(answer["Response"])
     except TencentCloudSDKException as exc:
         error = CloudError(
             str(exc.get_code() or "ClientError"), _message_text(exc.get_message()), exc.get_request_id(), action
@@ -102,12 +109,11 @@ async def sdk_call(
     except httpx.TransportError as exc:
         # The async SDK lets transport failures through; the sync one calls them ClientNetworkError.
         error = CloudError(CLIENT_NETWORK_ERROR, f"{type(exc).__name__}: {exc}", None, action)
-    except (json.JSONDecodeError, KeyError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
         error = CloudError(INVALID_RESPONSE, f"unreadable response: {exc!r}", None, action)
     else:
         metrics.cloud_api_call_duration_seconds.labels(action).observe(time.monotonic() - started)
         metrics.cloud_api_calls_total.labels(action, "OK").inc()
-        result: dict[str, Any] = response._serialize()
         logger.debug("%s %s OK RequestId=%s", where, action, result.get("RequestId"))
         if audit.is_write(action):
             audit.record(action, where, result.get("RequestId"), "OK")
@@ -158,13 +164,13 @@ class CvmApi:
     # ------------------------------------------------------------------ transport
 
     async def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Call ``action`` with PascalCase ``params`` through the SDK's typed request model and
-        return the response as a plain dict. Rate-limited, counted in metrics, errors wrapped."""
+        """Call ``action`` with PascalCase ``params``; the response as a plain dict. Rate-limited, counted
+        in metrics, errors wrapped."""
         await self._rate_limiter.acquire_counted(self._account, self.region, action)
         if not audit.is_write(action):
-            return await sdk_call(self._client, sdk_models, action, params, where=self.region)
+            return await sdk_call(self._client, action, params, where=self.region)
         try:
-            return await sdk_call(self._client, sdk_models, action, params, where=self.region)
+            return await sdk_call(self._client, action, params, where=self.region)
         finally:
             self.invalidate_read_ahead()
 

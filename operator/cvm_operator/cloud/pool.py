@@ -10,22 +10,23 @@ from types import TracebackType
 from typing import Any
 
 from tencentcloud.common import credential as sdk_credential
+from tencentcloud.common.common_client_async import CommonClient
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.cvm.v20170312.cvm_client_async import CvmClient
-from tencentcloud.tag.v20180813.tag_client_async import TagClient
 
 from cvm_operator.cloud.api import MAX_PAGE, CvmApi
 from cvm_operator.cloud.endpoint import Endpoint, parse_endpoint
 from cvm_operator.cloud.ratelimit import RateLimiter
 from cvm_operator.cloud.roles import AnyCredentials, RoleCredentials, credentials_label
-from cvm_operator.cloud.sts import StsApi, StsClient
+from cvm_operator.cloud.sts import StsApi
 from cvm_operator.cloud.tags import TagApi
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_BATCH_WINDOW = 0.02
+#: The API versions spoken, by service (the SDK's CommonClient takes any).
+API_VERSIONS = {"cvm": "2017-03-12", "tag": "2018-08-13", "sts": "2018-08-13"}
 
 
 class CloudPool:
@@ -64,7 +65,7 @@ class CloudPool:
         api = self._apis.get(key)
         if api is None:
             api = CvmApi(
-                self._new_client(credentials, region),
+                self._client("cvm", credentials, region),
                 account=credentials_label(credentials),
                 region=region,
                 rate_limiter=self.rate_limiter,
@@ -84,7 +85,7 @@ class CloudPool:
         api = self._tag_apis.get(key)
         if api is None:
             api = TagApi(
-                TagClient(_signer(credentials), region, self._profile()),
+                self._client("tag", credentials, region),
                 account=credentials_label(credentials),
                 region=region,
                 rate_limiter=self.rate_limiter,
@@ -119,7 +120,7 @@ class CloudPool:
         api = self._sts_apis.get(credentials)
         if api is None:
             # STS is global: no region (a custom endpoint serves it at the same URL as CVM).
-            api = StsApi(StsClient(_signer(credentials), "", self._profile()), account=credentials_label(credentials),
+            api = StsApi(self._client("sts", credentials, ""), account=credentials_label(credentials),
                          rate_limiter=self.rate_limiter)  # fmt: skip
             self._sts_apis[credentials] = api
         return api
@@ -142,8 +143,8 @@ class CloudPool:
             )
         return ClientProfile(httpProfile=http_profile, language=self.language)
 
-    def _new_client(self, credentials: AnyCredentials, region: str) -> CvmClient:
-        return CvmClient(_signer(credentials), region, self._profile())
+    def _client(self, service: str, credentials: AnyCredentials, region: str) -> CommonClient:
+        return CommonClient(service, API_VERSIONS[service], _signer(credentials), region, self._profile())
 
     async def close(self) -> None:
         """Close every client (idempotent)."""

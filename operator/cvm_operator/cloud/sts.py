@@ -1,9 +1,5 @@
 """STS (``sts`` 2018-08-13): who the credentials belong to. The Tag API names a resource by its owner's
 account id, which instances (unlike images) do not report; GetCallerIdentity gives it.
-
-The official ``tencentcloud-sdk-python-sts`` package has request/response models and a synchronous
-client only; :class:`StsClient` is its asynchronous counterpart on the SDK's own async base client,
-like the generated ``*_client_async`` modules of the CVM and Tag packages.
 """
 
 from __future__ import annotations
@@ -12,33 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tencentcloud.common.abstract_client_async import AbstractClient
-from tencentcloud.sts.v20180813 import models as sts_models
-
 from cvm_operator.cloud.api import sdk_call
 from cvm_operator.cloud.errors import INVALID_RESPONSE, CloudError
 from cvm_operator.cloud.ratelimit import RateLimiter
 from cvm_operator.cloud.tags import GLOBAL_SCOPE
-
-
-class StsClient(AbstractClient):  # type: ignore[misc]
-    """Asynchronous STS client (httpx), shaped like the SDK's generated async clients."""
-
-    _apiVersion = "2018-08-13"
-    _endpoint = "sts.tencentcloudapi.com"
-    _service = "sts"
-
-    async def GetCallerIdentity(  # the SDK names methods after actions
-        self, request: sts_models.GetCallerIdentityRequest, opts: dict[str, Any] | None = None
-    ) -> sts_models.GetCallerIdentityResponse:
-        response: sts_models.GetCallerIdentityResponse = await self.call_and_deserialize(
-            action="GetCallerIdentity",
-            params=request._serialize(),
-            resp_cls=sts_models.GetCallerIdentityResponse,
-            headers=request.headers,
-            opts=opts or {},
-        )
-        return response
 
 
 @dataclass(frozen=True)
@@ -88,7 +61,7 @@ class StsApi:
     async def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call an STS ``action``: rate-limited, counted in metrics, errors wrapped."""
         await self._rate_limiter.acquire_counted(self._account, GLOBAL_SCOPE, action)
-        return await sdk_call(self._client, sts_models, action, params, where="sts")
+        return await sdk_call(self._client, action, params, where="sts")
 
     async def caller_identity(self) -> CallerIdentity:
         return CallerIdentity.from_api(await self.call("GetCallerIdentity", {}))

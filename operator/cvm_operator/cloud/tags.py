@@ -1,4 +1,4 @@
-"""Typed facade over the official async Tag API client (``tag`` 2018-08-13): the CVM API cannot change
+"""Typed facade over the official async SDK client of the Tag API (``tag`` 2018-08-13): the CVM API cannot change
 the tags of an existing image or instance, the Tag API can."""
 
 from __future__ import annotations
@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from tencentcloud.tag.v20180813 import models as tag_models
 
 from cvm_operator.cloud import audit
 from cvm_operator.cloud.api import sdk_call
@@ -106,7 +104,7 @@ class TagApi:
         """Call a Tag API ``action``: rate-limited, counted in metrics, errors wrapped."""
         await self._rate_limiter.acquire_counted(self._account, GLOBAL_SCOPE, action)
         try:
-            return await sdk_call(self._client, tag_models, action, params, where="tag")
+            return await sdk_call(self._client, action, params, where="tag")
         finally:
             if self._on_write is not None and audit.is_write(action):
                 self._on_write()
