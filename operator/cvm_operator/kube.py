@@ -77,30 +77,6 @@ class KubeClient:
             self._executor, functools.partial(function, *args, **kwargs)
         )
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        query: Query = (),
-        body: Any = None,
-        content_type: str | None = None,
-        *,
-        decode: bool = True,
-    ) -> Any:
-        """One request, in the calling thread: the decoded JSON answer (None unless ``decode``); raises
-        ``ApiException`` on any status but 2xx."""
-        headers = {"Accept": "application/json"}
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        client: Any = self._api_client  # untyped
-        request = client.param_serialize(
-            method=method, resource_path=path, query_params=list(query), header_params=headers, body=body,
-            auth_settings=["BearerToken"],
-        )  # fmt: skip
-        response = client.call_api(*request)
-        response.read()
-        return client.response_deserialize(response, {"2XX": "object" if decode else None}).data
-
     async def _request(
         self,
         method: str,
@@ -111,7 +87,23 @@ class KubeClient:
         *,
         decode: bool = True,
     ) -> Any:
-        return await self._call(self._send, method, path, query, body, content_type, decode=decode)
+        """One request: the decoded JSON answer (None unless ``decode``); raises ``ApiException`` on any
+        status but 2xx."""
+        headers = {"Accept": "application/json"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        client: Any = self._api_client  # untyped
+
+        def send() -> Any:
+            request = client.param_serialize(
+                method=method, resource_path=path, query_params=list(query), header_params=headers, body=body,
+                auth_settings=["BearerToken"],
+            )  # fmt: skip
+            response = client.call_api(*request)
+            response.read()
+            return client.response_deserialize(response, {"2XX": "object" if decode else None}).data
+
+        return await self._call(send)
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

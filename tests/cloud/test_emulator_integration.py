@@ -20,6 +20,7 @@ from cvm_operator.cloud import (
     LoginSettings,
     SystemDisk,
 )
+from cvm_operator.cloud.api import without_nulls
 from tests.support.emulator import DiskFileServer, EmulatorProcess, async_sdk_client, write_qcow2
 
 pytestmark = pytest.mark.emulator
@@ -380,6 +381,20 @@ async def test_every_call_is_counted(api: CvmApi) -> None:
     await api.describe_zones()
     await api.describe_zones()
     assert calls("DescribeZones", "OK") == before + 2
+
+
+async def test_parameters_reach_the_api_as_given(api: CvmApi) -> None:
+    # Nothing is dropped on the way: a parameter the API does not know reaches it, and it refuses it.
+    with pytest.raises(CloudError) as refused:
+        await api.call("DescribeImages", {"ImageIds": [UBUNTU], "ImageIdz": [UBUNTU]})
+    assert refused.value.code == "UnknownParameter"
+    assert "ImageIdz" in refused.value.message
+
+
+def test_nulls_are_left_out_at_every_depth() -> None:
+    # A null means absent, as it did to the SDK's models, in requests and in responses alike.
+    value = {"A": None, "B": [{"C": None, "D": 1}, []], "E": {"F": None}, "G": 0, "H": "", "I": False}
+    assert without_nulls(value) == {"B": [{"D": 1}, []], "E": {}, "G": 0, "H": "", "I": False}
 
 
 async def test_pacing_avoids_server_throttling(emulator_factory: Callable[..., EmulatorProcess]) -> None:
