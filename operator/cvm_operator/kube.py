@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import quote
 
 import kubernetes
@@ -28,7 +27,6 @@ EVENT_SOURCE = "cvm-operator"
 DEFAULT_CONCURRENCY = 32
 """Kubernetes calls in flight at once (threads and pooled connections)."""
 
-T = TypeVar("T")
 Query = Sequence[tuple[str, str | int]]
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -69,14 +67,6 @@ class KubeClient:
         self._api_client.close()  # type: ignore[no-untyped-call]
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """The official client is synchronous: each call runs in this client's own threads, as many as
-        its connection pool holds, so that many workers write at once (the loop's default pool has
-        only a few threads on a small node)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(function, *args, **kwargs)
-        )
-
     async def _request(
         self,
         method: str,
@@ -88,7 +78,9 @@ class KubeClient:
         decode: bool = True,
     ) -> Any:
         """One request: the decoded JSON answer (None unless ``decode``); raises ``ApiException`` on any
-        status but 2xx."""
+        status but 2xx. The official client is synchronous: each request runs in this client's own threads,
+        as many as its connection pool holds, so that many workers write at once (the loop's default pool
+        has only a few threads on a small node)."""
         headers = {"Accept": "application/json"}
         if content_type is not None:
             headers["Content-Type"] = content_type
@@ -103,7 +95,7 @@ class KubeClient:
             response.read()
             return client.response_deserialize(response, {"2XX": "object" if decode else None}).data
 
-        return await self._call(send)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, send)
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -167,12 +167,11 @@ class CvmApi:
         """Call ``action`` with PascalCase ``params``; the response as a plain dict. Rate-limited, counted
         in metrics, errors wrapped."""
         await self._rate_limiter.acquire_counted(self._account, self.region, action)
-        if not audit.is_write(action):
-            return await sdk_call(self._client, action, params, where=self.region)
         try:
             return await sdk_call(self._client, action, params, where=self.region)
         finally:
-            self.invalidate_read_ahead()
+            if audit.is_write(action):
+                self.invalidate_read_ahead()
 
     def invalidate_read_ahead(self) -> None:
         """After a write (here, or to tags through the Tag API): lookups ask the cloud again."""
